@@ -1,0 +1,1 @@
+"""Contextual bandit experimentation framework (library: no Hydra inside)."""
