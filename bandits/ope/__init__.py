@@ -1,0 +1,51 @@
+"""Off-policy evaluation (OPE) for contextual bandits: pure-numpy estimators with intervals.
+
+Quick use::
+
+    from bandits.ope import IPS, DR
+    IPS().estimate(reward=r, action=a, propensity=p, target_probs=pi)
+    DR(interval="bootstrap", seed=0).estimate(
+        reward=r, action=a, propensity=p, target_probs=pi, reward_hat=q
+    )
+
+Shapes: ``r, a, p`` (n,), ``pi, q`` (n, K). Every estimator returns an :class:`Estimate`
+(value, stderr, interval, diagnostics). Huge logs: ``stats = est.partial(...)`` per partition,
+``est.finalize(sum(stats_list))``. All estimator classes are registered in :data:`ESTIMATORS`.
+
+Modules: :mod:`~bandits.ope.estimators` (DM, IPS, SNIPS, DR, SNDR, SwitchDR, DRos),
+:mod:`~bandits.ope.base` (shared API), :mod:`~bandits.ope.estimate` (Estimate, Stats,
+analytic intervals), :mod:`~bandits.ope.bootstrap`, :mod:`~bandits.ope.validation`,
+:mod:`~bandits.ope.registry`, :mod:`~bandits.ope.reward_models` (ridge / logistic per-action
+models and cross-fitting).
+"""
+
+from bandits.ope.base import OffPolicyEstimator
+from bandits.ope.estimate import Estimate, Stats
+from bandits.ope.estimators import DM, DR, IPS, SNDR, SNIPS, DRos, SwitchDR
+from bandits.ope.registry import (
+    ESTIMATORS,
+    available_estimators,
+    make_estimator,
+    register_estimator,
+)
+from bandits.ope.reward_models import LogisticRewardModel, RidgeRewardModel, cross_fit
+
+__all__ = [
+    "DM",
+    "DR",
+    "ESTIMATORS",
+    "IPS",
+    "SNDR",
+    "SNIPS",
+    "DRos",
+    "Estimate",
+    "LogisticRewardModel",
+    "OffPolicyEstimator",
+    "RidgeRewardModel",
+    "Stats",
+    "SwitchDR",
+    "available_estimators",
+    "cross_fit",
+    "make_estimator",
+    "register_estimator",
+]

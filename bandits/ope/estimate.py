@@ -1,0 +1,315 @@
+"""Result (:class:`Estimate`) and mergeable sufficient statistics (:class:`Stats`).
+
+Every estimator in :mod:`bandits.ope.estimators` is written in one common form. Per logged
+round ``i`` it produces three numbers ``(D_i, C_i, B_i)`` and its value is::
+
+    V = mean(D) + mean(C) / mean(B)
+
+* mean-type estimators (DM, IPS, DR, SwitchDR, DRos): ``D_i`` = the per-round term,
+  ``C_i = 0``, ``B_i = 1``, so ``V = mean(D)``;
+* self-normalised estimators: SNIPS has ``D = 0, C = w r, B = w``; SNDR has
+  ``D = sum_k pi q``, ``C = w (r - q_a)``, ``B = w``.
+
+Analytic interval (delta method / CLT). The influence function of ``V`` is
+``psi_i = D_i + (C_i - R B_i) / mean(B)`` with ``R = mean(C) / mean(B)``, so::
+
+    stderr^2 = Var(psi) / n
+             = g' S g / n,   g = (1, 1/mean(B), -R/mean(B)),  S = sample covariance of (D, C, B)
+
+with ``ddof = 1``. For mean-type estimators this is ``std(D, ddof=1)^2 / n``; for SNIPS it is the
+ratio-of-means formula ``Var(A - V B) / (n mean(B)^2)`` with ``A = w r``. The interval is
+``V +- z * stderr`` with ``z = NormalDist().inv_cdf((1 + level) / 2)``.
+
+Edge cases (documented behaviour, never NaN for valid input):
+
+* ``n == 1``: the value is reported, ``stderr = inf`` and the interval is ``(-inf, inf)``
+  (one round carries no information about the spread);
+* ``sum(B) == 0`` (SNIPS/SNDR when the target policy gives probability 0 to every logged
+  action): the ratio part is defined as 0, ``stderr = inf``, interval ``(-inf, inf)``.
+
+:class:`Stats` keeps, instead of raw power sums, the count, the means of ``(D, C, B)`` and the
+centred co-moment matrix ``sum_i (x_i - mean)(x_i - mean)'``; two partitions are merged with the
+exact pairwise update of Chan, Golub & LeVeque (1979). This is algebraically the same as adding
+``n, sum x, sum x x'`` but does not lose precision when the means are large relative to the
+spread. ``Stats.sums`` and ``Stats.sums_of_products`` expose the raw-sum view.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["Estimate", "Stats", "normal_quantile", "percentile_interval"]
+
+COLUMNS = ("D", "C", "B")
+"""Names of the three per-round quantities, in the order used by ``Stats.means``."""
+
+_CONSTANT_COLUMN_VALUES = (0.0, 0.0, 1.0)
+"""Values of D, C, B when an estimator does not use the column."""
+
+
+def normal_quantile(level: float) -> float:
+    """Two-sided standard-normal critical value ``z`` with ``P(|Z| <= z) = level``."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    return NormalDist().inv_cdf(0.5 + level / 2.0)
+
+
+def percentile_interval(replicates: NDArray[np.float64], level: float) -> tuple[float, float]:
+    """Percentile interval ``(q_{(1-level)/2}, q_{(1+level)/2})`` of bootstrap replicates."""
+    alpha = 1.0 - level
+    lo, hi = np.quantile(replicates, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return float(lo), float(hi)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Point estimate of a target policy's value with an interval and diagnostics.
+
+    Attributes
+    ----------
+    estimator : registry name of the estimator (e.g. ``"snips"``)
+    value : point estimate of the target policy's expected reward per round
+    stderr : standard error (analytic: delta method / CLT; bootstrap: std of the replicates)
+    ci_low, ci_high : interval at confidence ``level``; ``(-inf, inf)`` when not estimable
+    n : number of logged rounds
+    level : confidence level of the interval
+    interval : ``"analytic"`` or ``"bootstrap"``
+    diagnostics : ``ess``, ``max_weight``, ``mean_weight``, ``unsupported_target_mass`` and
+        estimator-specific extras (see :meth:`Stats.diagnostics`). Treat as read-only.
+    """
+
+    estimator: str
+    value: float
+    stderr: float
+    ci_low: float
+    ci_high: float
+    n: int
+    level: float
+    interval: str = "analytic"
+    diagnostics: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat dict of all fields; diagnostics are merged in at the top level."""
+        out: dict[str, Any] = {
+            "estimator": self.estimator,
+            "value": self.value,
+            "stderr": self.stderr,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "n": self.n,
+            "level": self.level,
+            "interval": self.interval,
+        }
+        clash = out.keys() & self.diagnostics.keys()
+        if clash:
+            raise ValueError(f"diagnostic names clash with Estimate fields: {sorted(clash)}")
+        out.update(self.diagnostics)
+        return out
+
+    def to_metrics(self, prefix: str | None = None) -> dict[str, float]:
+        """Numeric entries of :meth:`to_dict` with keys ``f"{prefix}{key}"``.
+
+        ``prefix`` defaults to ``f"{estimator}/"`` (e.g. ``"ips/value"``), handy for
+        ``mlflow.log_metrics``.
+        """
+        prefix = f"{self.estimator}/" if prefix is None else prefix
+        return {
+            f"{prefix}{key}": float(val)
+            for key, val in self.to_dict().items()
+            if isinstance(val, int | float)
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Stats:
+    """Mergeable sufficient statistics of one estimator on one partition of a log.
+
+    Build with ``estimator.partial(...)``, combine with :meth:`merge` (or ``a + b``,
+    ``sum(parts)``), turn into an :class:`Estimate` with ``estimator.finalize(stats)``.
+
+    Attributes
+    ----------
+    estimator : registry name of the estimator that produced the statistics
+    params : the estimator settings that change the per-round terms (merge/finalize check them)
+    n : number of rounds
+    n_actions : ``K``
+    means : (3,) means of the per-round ``(D, C, B)``
+    comoments : (3, 3) centred sums of products ``sum_i (x_i - mean)(x_i - mean)'``
+    n_weighted : rounds with a logged propensity (all of them unless DM got none)
+    sum_w, sum_w2, max_w : ``sum w``, ``sum w^2``, ``max w`` of the raw importance weights
+        ``w_i = pi[i, a_i] / p_i`` over those rounds (``max_w = 0`` if there are none)
+    n_flagged : rounds whose weight the estimator modified (IPS: clipped; SwitchDR: switched to
+        the model); reported as ``diagnostics[flag_name]``
+    action_counts : (K,) how often each action was logged
+    target_mass : (K,) ``sum_i pi[i, k]`` over rounds given *without* ``logging_probs``
+    unsupported_mass : ``sum_i sum_k pi[i, k] 1[logging_probs[i, k] == 0]`` over rounds given
+        *with* ``logging_probs``
+    flag_name : diagnostics key for ``n_flagged / n`` or ``None``
+    """
+
+    estimator: str
+    params: tuple[tuple[str, Any], ...]
+    n: int
+    n_actions: int
+    means: NDArray[np.float64]
+    comoments: NDArray[np.float64]
+    n_weighted: int
+    sum_w: float
+    sum_w2: float
+    max_w: float
+    n_flagged: int
+    action_counts: NDArray[np.int64]
+    target_mass: NDArray[np.float64]
+    unsupported_mass: float
+    flag_name: str | None = None
+
+    # ------------------------------------------------------------------ construction
+    @staticmethod
+    def column_moments(
+        n: int, columns: tuple[NDArray[np.float64] | None, ...]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Means (3,) and centred co-moments (3, 3) of ``(D, C, B)``.
+
+        A ``None`` column stands for its constant value (D = 0, C = 0, B = 1): exact mean, zero
+        co-moments, no array allocated. Two-pass (mean, then centred dot products).
+        """
+        means = np.array(_CONSTANT_COLUMN_VALUES, dtype=np.float64)
+        comoments = np.zeros((3, 3), dtype=np.float64)
+        centred: dict[int, NDArray[np.float64]] = {}
+        for j, col in enumerate(columns):
+            if col is not None:
+                means[j] = np.sum(col) / n
+                centred[j] = col - means[j]
+        for j, xj in centred.items():
+            for k, xk in centred.items():
+                if k >= j:
+                    comoments[j, k] = comoments[k, j] = float(np.dot(xj, xk))
+        return means, comoments
+
+    # ------------------------------------------------------------------ merging
+    def merge(self, other: Stats) -> Stats:
+        """Statistics of the union of two disjoint partitions (exact, order-independent up to
+        float rounding)."""
+        if not isinstance(other, Stats):
+            raise TypeError(f"can only merge Stats with Stats, got {type(other).__name__}")
+        if (self.estimator, self.params) != (other.estimator, other.params):
+            raise ValueError(
+                "cannot merge Stats of different estimators/settings: "
+                f"{self.estimator}{dict(self.params)} vs {other.estimator}{dict(other.params)}"
+            )
+        if self.n_actions != other.n_actions:
+            raise ValueError(
+                f"cannot merge Stats with different numbers of actions "
+                f"({self.n_actions} vs {other.n_actions})"
+            )
+        n = self.n + other.n
+        delta = other.means - self.means
+        means = self.means + delta * (other.n / n)
+        comoments = (
+            self.comoments + other.comoments + np.outer(delta, delta) * (self.n * other.n / n)
+        )
+        return Stats(
+            estimator=self.estimator,
+            params=self.params,
+            n=n,
+            n_actions=self.n_actions,
+            means=means,
+            comoments=comoments,
+            n_weighted=self.n_weighted + other.n_weighted,
+            sum_w=self.sum_w + other.sum_w,
+            sum_w2=self.sum_w2 + other.sum_w2,
+            max_w=max(self.max_w, other.max_w),
+            n_flagged=self.n_flagged + other.n_flagged,
+            action_counts=self.action_counts + other.action_counts,
+            target_mass=self.target_mass + other.target_mass,
+            unsupported_mass=self.unsupported_mass + other.unsupported_mass,
+            flag_name=self.flag_name,
+        )
+
+    def __add__(self, other: object) -> Stats:
+        if not isinstance(other, Stats):
+            return NotImplemented
+        return self.merge(other)
+
+    def __radd__(self, other: object) -> Stats:
+        if isinstance(other, int) and other == 0:  # lets sum(list_of_stats) work
+            return self
+        return NotImplemented
+
+    @staticmethod
+    def merge_all(parts: Iterable[Stats]) -> Stats:
+        """Merge a non-empty iterable of partition statistics."""
+        it = iter(parts)
+        try:
+            total = next(it)
+        except StopIteration:
+            raise ValueError("merge_all needs at least one Stats") from None
+        for part in it:
+            total = total.merge(part)
+        return total
+
+    # ------------------------------------------------------------------ raw-sum view
+    @property
+    def sums(self) -> NDArray[np.float64]:
+        """(3,) ``(sum D, sum C, sum B)``."""
+        return self.means * self.n
+
+    @property
+    def sums_of_products(self) -> NDArray[np.float64]:
+        """(3, 3) ``sum_i x_i x_i'`` for ``x = (D, C, B)``."""
+        return self.comoments + np.outer(self.means, self.means) * self.n
+
+    # ------------------------------------------------------------------ results
+    @property
+    def value(self) -> float:
+        """``mean(D) + mean(C) / mean(B)`` (ratio part 0 when ``mean(B) == 0``)."""
+        d_bar, c_bar, b_bar = self.means
+        ratio = c_bar / b_bar if b_bar != 0.0 else 0.0
+        return float(d_bar + ratio)
+
+    @property
+    def stderr(self) -> float:
+        """Delta-method standard error (see module docstring); ``inf`` if not estimable."""
+        _, c_bar, b_bar = self.means
+        if self.n < 2 or b_bar == 0.0:
+            return math.inf
+        ratio = c_bar / b_bar
+        grad = np.array([1.0, 1.0 / b_bar, -ratio / b_bar])
+        var_psi = float(grad @ (self.comoments / (self.n - 1)) @ grad)
+        if not math.isfinite(var_psi):
+            return math.inf
+        return math.sqrt(max(var_psi, 0.0) / self.n)
+
+    def diagnostics(self) -> dict[str, float]:
+        """Weight and support diagnostics.
+
+        * ``ess`` = ``(sum w)^2 / sum w^2`` (Kish effective sample size of the raw importance
+          weights ``w = pi[a] / p``; 0 if all weights are 0),
+        * ``max_weight``, ``mean_weight`` (≈ 1 when the log and propensities are correct and the
+          target policy is supported),
+        * ``unsupported_target_mass`` = mean over rounds of the target probability on actions
+          the logger does not take: ``sum_k pi[i, k] 1[logging_probs[i, k] == 0]`` for rounds
+          given with ``logging_probs``, otherwise ``sum_k pi[i, k] 1[action k never appears in
+          the (merged) log's action array]``,
+        * ``flag_name`` (e.g. ``clipped_fraction``) = ``n_flagged / n`` when defined.
+
+        The weight entries are omitted only when no round had a propensity (DM without one).
+        """
+        out: dict[str, float] = {}
+        if self.n_weighted > 0:
+            out["ess"] = self.sum_w**2 / self.sum_w2 if self.sum_w2 > 0.0 else 0.0
+            out["max_weight"] = float(self.max_w)
+            out["mean_weight"] = self.sum_w / self.n_weighted
+        never_logged = self.action_counts == 0
+        unsupported = self.unsupported_mass + float(self.target_mass[never_logged].sum())
+        out["unsupported_target_mass"] = unsupported / self.n
+        if self.flag_name is not None:
+            out[self.flag_name] = self.n_flagged / self.n
+        return out
