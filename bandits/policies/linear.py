@@ -1,0 +1,120 @@
+"""Disjoint linear contextual bandits: LinUCB and linear Thompson sampling.
+
+Each arm k has its own ridge regression of reward on the context features ``x (d,)``. Both
+policies run their online loop in compiled code (:mod:`bandits.policies._linear_kernels`) with
+exact per-round Sherman–Morrison updates by default; ``update_every > 1`` freezes the state
+for blocks of rounds (batched updates, recorded in the run's params).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bandits.errors import ConfigError
+from bandits.policies import _linear_kernels as kern
+from bandits.policies.base import Contexts, Decisions, Policy, ProblemSpec
+from bandits.policies.registry import register_policy
+
+
+class _DisjointLinear(Policy):
+    mode: int = kern.MODE_UCB
+
+    def __init__(self, ridge: float = 1.0, **kw) -> None:
+        super().__init__(**kw)
+        self.ridge = ridge
+
+    def _check_settings(self) -> None:
+        super()._check_settings()
+        if not float(self.ridge) > 0:
+            raise ConfigError(f"policy.ridge must be > 0, got {self.ridge}")
+
+    def _reset(self, spec: ProblemSpec) -> None:
+        k, d = spec.n_actions, spec.features.dim
+        self.A_inv_ = np.ascontiguousarray(
+            np.broadcast_to(np.eye(d) / float(self.ridge), (k, d, d))
+        )
+        self.b_ = np.zeros((k, d))
+        self.theta_ = np.zeros((k, d))
+        self._nodes, self._weights = kern.gauss_hermite_normal(self._n_nodes())
+
+    def _n_nodes(self) -> int:
+        return 1
+
+    def _width(self) -> float:
+        raise NotImplementedError
+
+    def _probs(self, X: np.ndarray, epsilon: float) -> np.ndarray:
+        return kern.batch_probs(
+            np.ascontiguousarray(X, dtype=np.float64), self.A_inv_, self.theta_, self.mode,
+            float(self._width()), self._nodes, self._weights, epsilon,
+        )
+
+    def _action_probs(self, ctx: Contexts) -> np.ndarray:
+        return self._probs(ctx.X, 0.0)
+
+    def action_probs(self, ctx: Contexts) -> np.ndarray:
+        return self._probs(ctx.X, float(self.epsilon))
+
+    def _update(self, ctx, actions, rewards, propensities) -> None:
+        kern.sm_update(
+            np.ascontiguousarray(ctx.X, dtype=np.float64), actions, rewards,
+            self.A_inv_, self.b_, self.theta_,
+        )
+
+    def _play(self, ctx: Contexts, potential_rewards: np.ndarray) -> Decisions:
+        uniforms = self.rng_.random(len(ctx))
+        actions, props, probs = kern.play(
+            np.ascontiguousarray(ctx.X, dtype=np.float64),
+            np.ascontiguousarray(potential_rewards, dtype=np.float64),
+            uniforms, self.A_inv_, self.b_, self.theta_, self.mode, float(self._width()),
+            self._nodes, self._weights, float(self.epsilon), int(self.update_every),
+        )
+        self.n_updates_ += len(ctx)
+        return Decisions(actions, props, probs)
+
+
+@register_policy("linucb")
+class LinUCB(_DisjointLinear):
+    """LinUCB with disjoint arms (Li et al. 2010): greedy on
+    ``x·θ_k + alpha·sqrt(xᵀ A_k⁻¹ x)``, ``A_k = ridge·I + Σ x xᵀ`` over rounds where k was
+    chosen; deterministic, ties split equally."""
+
+    mode = kern.MODE_UCB
+
+    def __init__(self, alpha: float = 1.0, **kw) -> None:
+        super().__init__(**kw)
+        self.alpha = alpha
+
+    def _check_settings(self) -> None:
+        super()._check_settings()
+        if float(self.alpha) < 0:
+            raise ConfigError(f"policy.alpha must be ≥ 0, got {self.alpha}")
+
+    def _width(self) -> float:
+        return float(self.alpha)
+
+
+@register_policy("lints")
+class LinearThompson(_DisjointLinear):
+    """Linear Thompson sampling with disjoint arms: arm k's score is drawn from
+    ``N(x·θ_k, v²·xᵀA_k⁻¹x)``. The probability of each arm winning is computed by
+    Gauss–Hermite quadrature with ``n_nodes`` nodes (accurate to ~1e-6 for 32 nodes), and the
+    decision is drawn from exactly those probabilities, so propensities are exact."""
+
+    mode = kern.MODE_TS
+
+    def __init__(self, v: float = 0.3, n_nodes: int = 32, **kw) -> None:
+        super().__init__(**kw)
+        self.v = v
+        self.n_nodes = n_nodes
+
+    def _check_settings(self) -> None:
+        super()._check_settings()
+        if float(self.v) < 0 or int(self.n_nodes) < 2:
+            raise ConfigError("policy.v must be ≥ 0 and policy.n_nodes ≥ 2")
+
+    def _n_nodes(self) -> int:
+        return int(self.n_nodes)
+
+    def _width(self) -> float:
+        return float(self.v)

@@ -1,0 +1,282 @@
+"""The online loop: a policy acts on the synthetic audience day by day and learns.
+
+Per round we know the exact expected reward of every variant, so the policy's true value and
+its (myopic) regret against the oracle — the variant with the highest expected reward given
+the user's state at the start of the day — are exact, not estimated.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from bandits.errors import ConfigError
+from bandits.features import FeatureSchema
+from bandits.policies.base import Contexts, Decisions, Policy, ProblemSpec, one_hot_argmax, sample_from
+from bandits.simulate.environment import Day, Environment, default_feature_schema
+
+Z95 = 1.959963984540054
+
+
+class Oracle:
+    """Chooses the variant with the highest true expected reward (ties split). Only the
+    simulator can run it; its myopic regret is zero by definition."""
+
+    name = "oracle"
+    needs_truth = True
+
+    def __init__(self) -> None:
+        self.rng_: np.random.Generator | None = None
+
+    def reset(self, spec: ProblemSpec, seed: int | np.random.SeedSequence | None = None) -> Oracle:
+        ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+        self.rng_ = np.random.default_rng(ss)
+        return self
+
+    def get_params(self) -> dict[str, Any]:
+        return {}
+
+    def play_with_truth(self, expected: np.ndarray) -> Decisions:
+        assert self.rng_ is not None
+        probs = one_hot_argmax(expected)
+        actions, props = sample_from(probs, self.rng_.random(expected.shape[0]))
+        return Decisions(actions, props, probs)
+
+
+@dataclass
+class OnlineResult:
+    """Outcome of one online run.
+
+    Per-round arrays have shape ``(rounds,)`` over *all* impression opportunities (rounds
+    lost to unsubscribes count as sent=False with zero reward and zero regret):
+    ``sent``, ``reward`` (realised), ``expected`` (true expected reward of the chosen
+    variant), ``oracle`` (best expected reward), ``unsubscribed``.
+    ``log`` is the decision log (one row per message sent, see :func:`decision_log_schema`).
+    """
+
+    policy: str
+    rounds: int
+    sent: np.ndarray
+    reward: np.ndarray
+    expected: np.ndarray
+    oracle: np.ndarray
+    unsubscribed: np.ndarray
+    log: pl.DataFrame
+    final_policy_value: float
+    final_oracle_value: float
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, float]:
+        """Final metrics; realised means carry a 95% CLT interval."""
+        n = self.rounds
+        sent = int(self.sent.sum())
+        mean_r = float(self.reward.mean())
+        se = float(self.reward.std(ddof=1) / np.sqrt(n)) if n > 1 else float("inf")
+        regret = float((self.oracle - self.expected).sum())
+        unsubs = int(self.unsubscribed.sum())
+        rate = unsubs / sent if sent else 0.0
+        rate_se = float(np.sqrt(max(rate * (1 - rate), 0.0) / sent)) if sent else float("inf")
+        return {
+            "rounds": float(n),
+            "messages_sent": float(sent),
+            "lost_rounds": float(n - sent),
+            "mean_reward": mean_r,
+            "mean_reward_ci_low": mean_r - Z95 * se,
+            "mean_reward_ci_high": mean_r + Z95 * se,
+            "true_value": float(self.expected.mean()),
+            "oracle_value": float(self.oracle.mean()),
+            "regret": regret,
+            "regret_per_round": regret / n,
+            "unsubscribes": float(unsubs),
+            "unsubscribe_rate": rate,
+            "unsubscribe_rate_ci_low": max(rate - Z95 * rate_se, 0.0),
+            "unsubscribe_rate_ci_high": rate + Z95 * rate_se,
+            "final_policy_value": self.final_policy_value,
+            "final_oracle_value": self.final_oracle_value,
+        }
+
+    def curves(self, every: int) -> pl.DataFrame:
+        """Cumulative curves sampled every ``every`` rounds (and at the last round)."""
+        steps = np.unique(np.append(np.arange(every, self.rounds + 1, every), self.rounds))
+        idx = steps - 1
+        cum_reward = np.cumsum(self.reward)[idx]
+        cum_expected = np.cumsum(self.expected)[idx]
+        cum_regret = np.cumsum(self.oracle - self.expected)[idx]
+        cum_unsub = np.cumsum(self.unsubscribed)[idx]
+        return pl.DataFrame(
+            {
+                "step": steps,
+                "cumulative_reward": cum_reward,
+                "mean_reward": cum_reward / steps,
+                "true_value": cum_expected / steps,
+                "cumulative_regret": cum_regret,
+                "cumulative_unsubscribes": cum_unsub.astype(np.float64),
+            }
+        )
+
+
+def problem_spec(env: Environment, features: FeatureSchema | None = None) -> ProblemSpec:
+    """The :class:`ProblemSpec` of a synthetic audience."""
+    return ProblemSpec(
+        action_ids=env.catalog.variant_ids,
+        catalog=env.catalog.to_frame(),
+        features=features or default_feature_schema(),
+    )
+
+
+def run_online(
+    env: Environment,
+    policy: Policy | Oracle,
+    rounds: int,
+    seed: int | np.random.SeedSequence,
+    *,
+    features: FeatureSchema | None = None,
+    eval_rounds: int = 5000,
+    on_day: Callable[[int], None] | None = None,
+) -> OnlineResult:
+    """Run ``policy`` for ``rounds`` impression opportunities on ``env``.
+
+    Args:
+        env: a fresh environment (its seed fixes users, contexts and potential outcomes).
+        policy: an unbound policy; it is reset here with ``seed``.
+        rounds: number of impression opportunities (> 0).
+        seed: the policy's seed (and the held-out evaluation stream's).
+        eval_rounds: held-out impressions on which the final policy's true value is measured.
+        on_day: progress callback, called with the number of rounds done after each day.
+    """
+    if int(rounds) <= 0:
+        raise ConfigError(f"rounds must be > 0, got {rounds}")
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    policy_ss, eval_ss = ss.spawn(2)
+    spec = problem_spec(env, features)
+    policy.reset(spec, policy_ss)
+    delay = env.settings.feedback_delay_days
+    pending: deque[tuple[Contexts, Decisions, np.ndarray]] = deque()
+
+    sent = np.zeros(rounds, bool)
+    reward = np.zeros(rounds)
+    expected = np.zeros(rounds)
+    oracle = np.zeros(rounds)
+    unsub = np.zeros(rounds, bool)
+    logs: list[pl.DataFrame] = []
+    per_day = env.settings.impressions_per_day
+    done = 0
+    while done < rounds:
+        day = env.next_day(min(per_day, rounds - done))
+        ctx = spec.contexts(day.frame)
+        dec = _decide(policy, ctx, day, delay, pending)
+        rows = np.arange(len(ctx))
+        r = day.potential_reward[rows, dec.actions]
+        idx = done + day.slot
+        sent[idx] = True
+        reward[idx] = r
+        expected[idx] = day.truth.expected_reward[rows, dec.actions]
+        oracle[idx] = day.truth.expected_reward.max(axis=1)
+        unsub[idx] = env.commit(day, dec.actions)
+        if delay > 0 and isinstance(policy, Policy):
+            pending.append((ctx, dec, r))
+            if len(pending) > delay:
+                c, d, rr = pending.popleft()
+                policy.update(c, d.actions, rr, d.propensities)
+        logs.append(_log_frame(day, dec, r, unsub[idx], idx, spec))
+        done += day.n_opportunities
+        if on_day is not None:
+            on_day(done)
+
+    eval_day = env.evaluation_day(eval_rounds, eval_ss) if eval_rounds > 0 else None
+    final_value = final_oracle = float("nan")
+    if eval_day is not None and eval_day.frame.height:
+        q = eval_day.truth.expected_reward
+        if isinstance(policy, Oracle):
+            probs = one_hot_argmax(q)
+        else:
+            probs = policy.action_probs(spec.contexts(eval_day.frame))
+        scale = eval_day.frame.height / eval_day.n_opportunities  # lost slots count as zero
+        final_value = float((probs * q).sum(axis=1).mean() * scale)
+        final_oracle = float(q.max(axis=1).mean() * scale)
+    return OnlineResult(
+        policy=policy.name,
+        rounds=rounds,
+        sent=sent,
+        reward=reward,
+        expected=expected,
+        oracle=oracle,
+        unsubscribed=unsub,
+        log=pl.concat(logs, how="vertical") if logs else pl.DataFrame(),
+        final_policy_value=final_value,
+        final_oracle_value=final_oracle,
+        params=policy.get_params(),
+    )
+
+
+def _decide(
+    policy: Policy | Oracle, ctx: Contexts, day: Day, delay: int, pending: deque
+) -> Decisions:
+    if isinstance(policy, Oracle):
+        return policy.play_with_truth(day.truth.expected_reward)
+    if len(ctx) == 0:
+        k = policy.spec_.n_actions
+        return Decisions(np.zeros(0, np.int64), np.zeros(0), np.zeros((0, k)))
+    if delay > 0:
+        return policy.sample(ctx)  # learning waits for the delayed feedback
+    return policy.play(ctx, day.potential_reward)
+
+
+def decision_log_schema() -> dict[str, str]:
+    """Columns of the decision log the simulator writes (besides the context columns).
+
+    ``round`` (int64, global opportunity index), ``day`` (int64), ``action`` (variant id),
+    ``reward`` (float64), ``propensity`` (float64, the exact probability of ``action``),
+    ``action_probs`` (array of K float64: the logging policy's full distribution, catalog
+    order), ``unsubscribed`` (bool, a cost), and simulation-only truth:
+    ``expected_reward`` (float64, of the chosen action) and ``true_expected_reward``
+    (array of K float64, every variant's expected reward in this round).
+    """
+    return {
+        "round": "int64",
+        "day": "int64",
+        "action": "string",
+        "reward": "float64",
+        "propensity": "float64",
+        "action_probs": "array[float64, K]",
+        "unsubscribed": "bool",
+        "expected_reward": "float64",
+        "true_expected_reward": "array[float64, K]",
+    }
+
+
+def _log_frame(
+    day: Day,
+    dec: Decisions,
+    reward: np.ndarray,
+    unsub: np.ndarray,
+    rounds: np.ndarray,
+    spec: ProblemSpec,
+) -> pl.DataFrame:
+    n, k = len(dec.actions), spec.n_actions
+    rows = np.arange(n)
+    ids = pl.Series(spec.action_ids)
+    extra = pl.DataFrame(
+        [
+            pl.Series("round", rounds.astype(np.int64)),
+            pl.Series("day", np.full(n, day.index, np.int64)),
+            pl.Series("action", ids.gather(dec.actions), dtype=pl.String),
+            pl.Series("reward", reward.astype(np.float64)),
+            pl.Series("propensity", dec.propensities.astype(np.float64)),
+            pl.Series("action_probs", dec.probs.reshape(n, k), dtype=pl.Array(pl.Float64, k)),
+            pl.Series("unsubscribed", unsub.astype(bool)),
+            pl.Series("expected_reward", day.truth.expected_reward[rows, dec.actions]),
+            pl.Series(
+                "true_expected_reward",
+                day.truth.expected_reward.reshape(n, k),
+                dtype=pl.Array(pl.Float64, k),
+            ),
+        ]
+    )
+    return pl.concat([extra.select("round", "day"), day.frame, extra.drop("round", "day")],
+                     how="horizontal")
