@@ -159,14 +159,18 @@ class OffPolicyEstimator(abc.ABC):
         means, comoments = Stats.column_moments(n, columns)
         if data.propensity is not None:
             w = data.importance_weights
-            n_weighted, sum_w, sum_w2, max_w = n, float(np.sum(w)), float(np.dot(w, w)), w.max()
+            n_weighted, sum_w, max_w = n, float(np.sum(w)), float(w.max())
+            sum_w2 = float(np.einsum("i,i->", w, w))
         else:
             n_weighted, sum_w, sum_w2, max_w = 0, 0.0, 0.0, 0.0
+        action_counts = np.bincount(data.action, minlength=k).astype(np.int64, copy=False)
+        target_mass = np.zeros(k)
+        unsupported = 0.0
         if data.logging_probs is None:
-            target_mass = data.target_probs.sum(axis=0)
-            unsupported = 0.0
+            absent = np.flatnonzero(action_counts == 0)  # usually empty: no pass over pi
+            if absent.size:
+                target_mass[absent] = data.target_probs[:, absent].sum(axis=0)
         else:
-            target_mass = np.zeros(k)
             unsupported = float(np.sum(data.target_probs, where=data.logging_probs == 0.0))
         stats = Stats(
             estimator=self.name,
@@ -180,7 +184,7 @@ class OffPolicyEstimator(abc.ABC):
             sum_w2=sum_w2,
             max_w=float(max_w),
             n_flagged=int(n_flagged),
-            action_counts=np.bincount(data.action, minlength=k).astype(np.int64, copy=False),
+            action_counts=action_counts,
             target_mass=target_mass,
             unsupported_mass=unsupported,
             flag_name=self.flag_name,

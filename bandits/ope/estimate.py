@@ -53,6 +53,9 @@ COLUMNS = ("D", "C", "B")
 _CONSTANT_COLUMN_VALUES = (0.0, 0.0, 1.0)
 """Values of D, C, B when an estimator does not use the column."""
 
+_MOMENT_BLOCK = 1 << 16
+"""Rows per block when accumulating centred co-moments."""
+
 
 def normal_quantile(level: float) -> float:
     """Two-sided standard-normal critical value ``z`` with ``P(|Z| <= z) = level``."""
@@ -148,7 +151,10 @@ class Stats:
     n_flagged : rounds whose weight the estimator modified (IPS: clipped; SwitchDR: switched to
         the model); reported as ``diagnostics[flag_name]``
     action_counts : (K,) how often each action was logged
-    target_mass : (K,) ``sum_i pi[i, k]`` over rounds given *without* ``logging_probs``
+    target_mass : (K,) ``sum_i pi[i, k]`` over rounds given *without* ``logging_probs``, only
+        for actions k absent from this partition's ``action`` (0 for the others: an action that
+        appears in a partition appears in every merged log containing it, so its mass can never
+        count as unsupported)
     unsupported_mass : ``sum_i sum_k pi[i, k] 1[logging_probs[i, k] == 0]`` over rounds given
         *with* ``logging_probs``
     flag_name : diagnostics key for ``n_flagged / n`` or ``None``
@@ -178,19 +184,22 @@ class Stats:
         """Means (3,) and centred co-moments (3, 3) of ``(D, C, B)``.
 
         A ``None`` column stands for its constant value (D = 0, C = 0, B = 1): exact mean, zero
-        co-moments, no array allocated. Two-pass (mean, then centred dot products).
+        co-moments. Two passes: the means (pairwise summation), then the centred cross-products,
+        accumulated over cache-sized row blocks so no (n,) temporaries are allocated.
         """
         means = np.array(_CONSTANT_COLUMN_VALUES, dtype=np.float64)
         comoments = np.zeros((3, 3), dtype=np.float64)
-        centred: dict[int, NDArray[np.float64]] = {}
-        for j, col in enumerate(columns):
-            if col is not None:
-                means[j] = np.sum(col) / n
-                centred[j] = col - means[j]
-        for j, xj in centred.items():
-            for k, xk in centred.items():
-                if k >= j:
-                    comoments[j, k] = comoments[k, j] = float(np.dot(xj, xk))
+        used = [j for j, col in enumerate(columns) if col is not None]
+        for j in used:
+            means[j] = np.sum(columns[j]) / n  # type: ignore[arg-type]
+        block = np.empty((len(used), min(n, _MOMENT_BLOCK)), dtype=np.float64)
+        for r0 in range(0, n, _MOMENT_BLOCK):
+            r1 = min(r0 + _MOMENT_BLOCK, n)
+            xc = block[:, : r1 - r0]
+            for t, j in enumerate(used):
+                np.subtract(columns[j][r0:r1], means[j], out=xc[t])  # type: ignore[index]
+            # einsum, not BLAS: many small multithreaded BLAS calls stall on a busy machine
+            comoments[np.ix_(used, used)] += np.einsum("ij,kj->ik", xc, xc)
         return means, comoments
 
     # ------------------------------------------------------------------ merging
