@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from bandits.errors import ConfigError
-from bandits.policies.base import Contexts, Policy, ProblemSpec, one_hot_argmax
+from bandits.policies.base import Contexts, Decisions, Policy, ProblemSpec
 from bandits.policies.registry import register_policy
 
 
@@ -80,6 +80,23 @@ class ABTestWinner(Policy):
         probs = np.zeros((len(ctx), k))
         probs[:, self.winner_] = 1.0
         return probs
+
+    def _play(self, ctx: Contexts, potential_rewards: np.ndarray) -> Decisions:
+        # decisions do not depend on the state until the test ends: one batch per phase
+        n_test = max(0, min(len(ctx), int(self.test_rounds) - self.seen_)) if self.winner_ < 0 else 0
+        parts = []
+        for start, stop in ((0, n_test), (n_test, len(ctx))):
+            if stop > start:
+                part = ctx.slice(start, stop)
+                dec = self.sample(part)
+                rewards = potential_rewards[np.arange(start, stop), dec.actions]
+                self.update(part, dec.actions, rewards, dec.propensities)
+                parts.append(dec)
+        return Decisions(
+            np.concatenate([d.actions for d in parts]),
+            np.concatenate([d.propensities for d in parts]),
+            np.concatenate([d.probs for d in parts]),
+        )
 
     def _update(self, ctx, actions, rewards, propensities) -> None:
         if self.winner_ >= 0:
@@ -174,4 +191,4 @@ class Retargeting(Policy):
         return probs
 
 
-__all__ = ["ABTestWinner", "FixedVariant", "Retargeting", "UniformRandom", "one_hot_argmax"]
+__all__ = ["ABTestWinner", "FixedVariant", "Retargeting", "UniformRandom"]

@@ -98,12 +98,12 @@ class LinUCB(_DisjointLinear):
 class LinearThompson(_DisjointLinear):
     """Linear Thompson sampling with disjoint arms: arm k's score is drawn from
     ``N(x·θ_k, v²·xᵀA_k⁻¹x)``. The probability of each arm winning is computed by
-    Gauss–Hermite quadrature with ``n_nodes`` nodes (accurate to ~1e-6 for 32 nodes), and the
+    Gauss–Hermite quadrature with ``n_nodes`` nodes, and the
     decision is drawn from exactly those probabilities, so propensities are exact."""
 
     mode = kern.MODE_TS
 
-    def __init__(self, v: float = 0.3, n_nodes: int = 32, **kw) -> None:
+    def __init__(self, v: float = 0.3, n_nodes: int = 16, **kw) -> None:
         super().__init__(**kw)
         self.v = v
         self.n_nodes = n_nodes

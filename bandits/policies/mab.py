@@ -9,14 +9,18 @@ from __future__ import annotations
 import numpy as np
 
 from bandits.errors import ConfigError
-from bandits.policies.base import Contexts, Policy, ProblemSpec, one_hot_argmax
+from bandits.policies import _mab_kernels as kern
+from bandits.policies.base import Contexts, Decisions, Policy, ProblemSpec
 from bandits.policies.registry import register_policy
 
 
 class _ArmStatistics(Policy):
-    """Shared state: per-group, per-arm reward sums and counts, shape ``(G, K)``."""
+    """Shared state: per-group, per-arm counts and sums of rewards scaled to [0, 1],
+    shape ``(G, K)``; the online loop and the probabilities run in compiled code
+    (:mod:`bandits.policies._mab_kernels`)."""
 
     group_column: str | None = None
+    mode: int = kern.MODE_GREEDY
 
     def __init__(self, reward_scale: float = 1.0, **kw) -> None:
         super().__init__(**kw)
@@ -47,14 +51,37 @@ class _ArmStatistics(Policy):
             return np.zeros(len(ctx), np.int64)
         return self.spec_.features.codes(ctx.frame, self.group_column)
 
+    def _kernel_settings(self) -> tuple[float, float, float, int]:
+        """(c, prior_a, prior_b, n_draws) passed to the kernels."""
+        return 0.0, 1.0, 1.0, 1
+
+    def _probs(self, ctx: Contexts, epsilon: float) -> np.ndarray:
+        c, a, b, m = self._kernel_settings()
+        return kern.batch_probs(self._groups(ctx), self.counts_, self.sums_, self.mode, c, a, b,
+                                m, epsilon, self.rng_)
+
+    def _action_probs(self, ctx: Contexts) -> np.ndarray:
+        return self._probs(ctx, 0.0)
+
+    def action_probs(self, ctx: Contexts) -> np.ndarray:
+        return self._probs(ctx, float(self.epsilon))
+
     def _update(self, ctx, actions, rewards, propensities) -> None:
         g = self._groups(ctx)
         r = np.clip(rewards / float(self.reward_scale), 0.0, 1.0)
         np.add.at(self.counts_, (g, actions), 1.0)
         np.add.at(self.sums_, (g, actions), r)
 
-    def _means(self) -> np.ndarray:
-        return np.where(self.counts_ > 0, self.sums_ / np.maximum(self.counts_, 1.0), np.inf)
+    def _play(self, ctx: Contexts, potential_rewards: np.ndarray) -> Decisions:
+        c, a, b, m = self._kernel_settings()
+        uniforms = self.rng_.random(len(ctx))
+        actions, props, probs = kern.play(
+            self._groups(ctx), np.ascontiguousarray(potential_rewards, dtype=np.float64),
+            uniforms, self.counts_, self.sums_, self.mode, c, a, b, m, float(self.epsilon),
+            float(self.reward_scale), int(self.update_every), self.rng_,
+        )
+        self.n_updates_ += len(ctx)
+        return Decisions(actions, props, probs)
 
 
 @register_policy("epsilon_greedy")
@@ -62,28 +89,25 @@ class EpsilonGreedy(_ArmStatistics):
     """Greedy on empirical means (untried arms first, ties split) mixed with uniform
     exploration: ``pi = (1 - epsilon) * greedy + epsilon / K``."""
 
+    mode = kern.MODE_GREEDY
+
     def __init__(self, epsilon: float = 0.1, **kw) -> None:
         super().__init__(epsilon=epsilon, **kw)
-
-    def _action_probs(self, ctx: Contexts) -> np.ndarray:
-        greedy = one_hot_argmax(self._means())
-        return greedy[self._groups(ctx)]
 
 
 @register_policy("ucb1")
 class UCB1(_ArmStatistics):
-    """UCB1 (Auer et al. 2002): argmax of ``mean_k + c * sqrt(2 ln t / n_k)``, untried arms
-    first; deterministic (ties split equally)."""
+    """UCB1 (Auer et al. 2002): argmax of ``mean_k + c * sqrt(2 ln t / n_k)`` with ``t`` the
+    rounds seen so far, untried arms first; deterministic (ties split equally)."""
+
+    mode = kern.MODE_UCB1
 
     def __init__(self, c: float = 1.0, **kw) -> None:
         super().__init__(**kw)
         self.c = c
 
-    def _action_probs(self, ctx: Contexts) -> np.ndarray:
-        t = max(self.counts_.sum(axis=1, keepdims=True).max(), 1.0)
-        bonus = float(self.c) * np.sqrt(2.0 * np.log(t) / np.maximum(self.counts_, 1e-300))
-        scores = np.where(self.counts_ > 0, self._means() + bonus, np.inf)
-        return one_hot_argmax(scores)[self._groups(ctx)]
+    def _kernel_settings(self) -> tuple[float, float, float, int]:
+        return float(self.c), 1.0, 1.0, 1
 
 
 @register_policy("beta_ts")
@@ -91,13 +115,15 @@ class BetaThompson(_ArmStatistics):
     """Beta-Bernoulli Thompson sampling with prior ``Beta(prior_a, prior_b)``.
 
     The probability that arm k has the largest posterior draw has no closed form; it is
-    estimated by Monte-Carlo with ``n_draws`` joint posterior draws, and the decision is drawn
-    from exactly that estimate (so the logged propensity is exact for the decision made).
+    estimated by Monte-Carlo with ``n_draws`` joint posterior draws per decision, and the
+    decision is drawn from exactly that estimate, so the logged propensity is exact for the
+    decision made (the policy is TS smoothed by the ``n_draws``-sample estimate).
     """
 
     probabilities = "monte_carlo"
+    mode = kern.MODE_BETA_TS
 
-    def __init__(self, prior_a: float = 1.0, prior_b: float = 1.0, n_draws: int = 500, **kw):
+    def __init__(self, prior_a: float = 1.0, prior_b: float = 1.0, n_draws: int = 100, **kw):
         super().__init__(**kw)
         self.prior_a = prior_a
         self.prior_b = prior_b
@@ -108,21 +134,8 @@ class BetaThompson(_ArmStatistics):
         if int(self.n_draws) < 1 or self.prior_a <= 0 or self.prior_b <= 0:
             raise ConfigError("policy.n_draws must be ≥ 1 and prior_a, prior_b > 0")
 
-    def _group_probs(self, groups: np.ndarray) -> np.ndarray:
-        a = self.prior_a + self.sums_[groups]
-        b = self.prior_b + self.counts_[groups] - self.sums_[groups]
-        m = int(self.n_draws)
-        draws = self.rng_.beta(a, b, size=(m, *a.shape))  # (M, G, K)
-        best = draws.argmax(axis=2)  # (M, G)
-        probs = np.zeros(a.shape)
-        for j in range(a.shape[0]):  # loop over groups present (a handful), not rounds
-            probs[j] = np.bincount(best[:, j], minlength=a.shape[1]) / m
-        return probs
-
-    def _action_probs(self, ctx: Contexts) -> np.ndarray:
-        g = self._groups(ctx)
-        present, inverse = np.unique(g, return_inverse=True)
-        return self._group_probs(present)[inverse]
+    def _kernel_settings(self) -> tuple[float, float, float, int]:
+        return 0.0, float(self.prior_a), float(self.prior_b), int(self.n_draws)
 
 
 @register_policy("segment_ts")

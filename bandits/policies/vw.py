@@ -19,7 +19,7 @@ import polars as pl
 import vowpalwabbit
 
 from bandits.errors import ConfigError
-from bandits.policies.base import Contexts, Policy, ProblemSpec
+from bandits.policies.base import Contexts, Decisions, Policy, ProblemSpec, sample_from
 from bandits.policies.registry import register_policy
 
 #: explorer -> (VW flags, the flag its ``explore_param`` sets, default value)
@@ -166,11 +166,37 @@ class VowpalWabbit(Policy):
             len(ctx), self.spec_.n_actions
         )
 
+    def _play(self, ctx: Contexts, potential_rewards: np.ndarray) -> Decisions:
+        """Per-round predict → sample → learn; example text is built once per batch."""
+        examples = self._examples(ctx)
+        n, k = len(ctx), self.spec_.n_actions
+        uniforms = self.rng_.random(n)
+        probs = np.empty((n, k))
+        eps = float(self.epsilon)
+        step = int(self.update_every)
+        actions = np.empty(n, np.int64)
+        props = np.empty(n)
+        for start in range(0, n, step):
+            stop = min(start + step, n)
+            for t in range(start, stop):
+                p = self._pmf(examples[t])
+                probs[t] = (1.0 - eps) * p + eps / k if eps > 0 else p
+            a, pr = sample_from(probs[start:stop], uniforms[start:stop])
+            actions[start:stop], props[start:stop] = a, pr
+            for t in range(start, stop):
+                self._learn(examples[t], int(actions[t]),
+                            float(potential_rewards[t, actions[t]]), float(props[t]))
+        self.n_updates_ += n
+        return Decisions(actions, props, probs)
+
+    def _learn(self, example: list[str], action: int, reward: float, propensity: float) -> None:
+        ex = list(example)
+        ex[1 + action] = f"0:{-reward}:{propensity} {ex[1 + action]}"
+        self.vw_.learn(ex)
+
     def _update(self, ctx, actions, rewards, propensities) -> None:
         for ex, a, r, p in zip(self._examples(ctx), actions, rewards, propensities, strict=True):
-            ex = list(ex)
-            ex[1 + int(a)] = f"0:{-float(r)}:{float(p)} {ex[1 + int(a)]}"
-            self.vw_.learn(ex)
+            self._learn(ex, int(a), float(r), float(p))
 
     def get_state(self) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:

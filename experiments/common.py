@@ -1,0 +1,147 @@
+"""Shared plumbing of the Hydra entry points: user-error handling, sweep parent runs.
+
+A sweep (``-m``) is one MLflow parent run with one child per job. The parent is created by
+:class:`MlflowSweepCallback` in the launching process, and its id and tracking URI are written
+to ``<sweep dir>/mlflow_parent.json``; jobs — also in joblib worker processes, which do not
+reliably inherit the environment — read them from there explicitly.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from hydra.utils import get_original_cwd
+from omegaconf import DictConfig, OmegaConf
+
+from bandits import tracking
+from bandits.errors import UserError
+
+PARENT_FILE = "mlflow_parent.json"
+EXIT_USER_ERROR = 2
+
+
+def tracking_uri(cfg: DictConfig) -> str:
+    """The tracking URI: ``tracking.uri``, else $MLFLOW_TRACKING_URI, else a local SQLite
+    store in the directory the command was launched from."""
+    try:
+        base = get_original_cwd()
+    except ValueError:  # not inside a Hydra run (e.g. compose API)
+        base = None
+    return tracking.configure(cfg.tracking.get("uri"), base)
+
+
+def is_multirun() -> bool:
+    try:
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:
+        return False
+
+
+def sweep_parent() -> dict[str, str] | None:
+    """The sweep's parent-run record, if this job is part of a sweep."""
+    if not is_multirun():
+        return None
+    path = Path(HydraConfig.get().sweep.dir) / PARENT_FILE
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def resolved_config(cfg: DictConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def job_name(cfg: DictConfig) -> str:
+    """A readable run name from the job's overrides (e.g. ``policy=vw,seed=2``)."""
+    try:
+        overrides = HydraConfig.get().overrides.task
+    except ValueError:
+        overrides = []
+    short = [o for o in overrides if not o.startswith(("hydra", "tracking"))]
+    return ",".join(short) or "default"
+
+
+def run_job(cfg: DictConfig, job: Callable[[DictConfig, str | None], Any]) -> Any:
+    """Run ``job(cfg, parent_run_id)`` with the project's error conventions.
+
+    A :class:`UserError` prints one ``error: …`` line to stderr — no traceback. In a single
+    run the process then exits with status 2; inside a sweep the job is recorded as failed
+    (its MLflow child run is FAILED) and the other jobs go on. Any other exception is a bug:
+    single runs re-raise it; sweeps print the traceback and go on.
+    """
+    parent = sweep_parent()
+    tracking.last_run_id = None
+    try:
+        if parent:
+            tracking.configure(parent["tracking_uri"])
+        return job(cfg, parent["run_id"] if parent else None)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if not is_multirun():
+            sys.exit(EXIT_USER_ERROR)
+        _record_failure(cfg, parent, f"{type(exc).__name__}: {exc}")
+        return None
+    except Exception as exc:
+        if not is_multirun():
+            raise
+        print(f"error: job {job_name(cfg)} failed:", file=sys.stderr)
+        traceback.print_exc()
+        _record_failure(cfg, parent, f"{type(exc).__name__}: {exc}")
+        return None
+
+
+def _record_failure(cfg: DictConfig, parent: dict[str, str] | None, error: str) -> None:
+    """Make sure a failed sweep job is visible as a FAILED child of the parent run."""
+    if parent is None:
+        return
+    if tracking.last_run_id is not None:  # the job's own run was already ended FAILED
+        return
+    tracking.record_failed_run(parent["experiment"], job_name(cfg), error, parent["run_id"])
+
+
+class MlflowSweepCallback(Callback):
+    """Creates the sweep's parent run before the jobs, closes it after them.
+
+    The parent ends FINISHED only if every child finished; otherwise FAILED, and the process
+    exits non-zero once Hydra returns (see :func:`exit_status`).
+    """
+
+    failed: bool = False
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        uri = tracking_uri(config)
+        experiment = str(config.tracking.experiment)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        overrides = " ".join(config.hydra.overrides.task)
+        run_id = tracking.start_parent(
+            experiment,
+            run_name=f"sweep {sweep_dir.name}",
+            tags={"sweep_overrides": overrides[:5000], "sweep_dir": str(sweep_dir.resolve())},
+        )
+        (sweep_dir / PARENT_FILE).write_text(
+            json.dumps({"run_id": run_id, "tracking_uri": uri, "experiment": experiment})
+        )
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        path = Path(config.hydra.sweep.dir) / PARENT_FILE
+        if not path.exists():
+            return
+        record = json.loads(path.read_text())
+        tracking.configure(record["tracking_uri"])
+        status = tracking.end_parent(record["run_id"])
+        MlflowSweepCallback.failed = status != "FINISHED"
+        print(f"sweep parent run {record['run_id']}: {status}", file=sys.stderr)
+
+
+def exit_status() -> int:
+    """Non-zero when a sweep had a failed job (call after the Hydra main returns)."""
+    return 1 if MlflowSweepCallback.failed else 0

@@ -1,0 +1,148 @@
+"""The ``simulate`` app: one policy learns online on the synthetic audience, tracked in MLflow.
+
+    python -m experiments.simulate policy=linucb audience=default rounds=20000 seed=1
+    python -m experiments.simulate -m policy=uniform,retargeting,segment_ts,linucb,vw rounds=5000
+    python -m experiments.simulate -m hydra/launcher=local_parallel policy=linucb,lints seed=1,2
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import hydra
+import numpy as np
+from omegaconf import DictConfig
+
+from bandits import tracking
+from bandits.errors import ConfigError
+from bandits.policies import make_policy
+from bandits.report import plot_online_curves
+from bandits.simulate import Environment, audience_settings_from_dict, run_online
+from experiments import common
+
+
+def _policy_from_cfg(cfg: DictConfig):
+    settings: dict[str, Any] = common.resolved_config(cfg.policy)  # type: ignore[assignment]
+    name = settings.pop("name", None)
+    if not name:
+        raise ConfigError("policy config needs a 'name'")
+    if "interactions" in settings and settings["interactions"] is not None:
+        settings["interactions"] = tuple(settings["interactions"])
+    return make_policy(str(name), settings)
+
+
+def validate(cfg: DictConfig) -> tuple[Any, Any]:
+    """Check the whole config before any run is started; returns (audience, policy)."""
+    try:
+        rounds = int(cfg.rounds)
+    except (TypeError, ValueError):
+        raise ConfigError(f"rounds must be a positive integer, got {cfg.rounds!r}") from None
+    if rounds <= 0:
+        raise ConfigError(f"rounds must be > 0, got {rounds}")
+    if int(cfg.eval_rounds) < 0:
+        raise ConfigError(f"eval_rounds must be ≥ 0, got {cfg.eval_rounds}")
+    audience = audience_settings_from_dict(common.resolved_config(cfg.audience))
+    policy = _policy_from_cfg(cfg)
+    return audience, policy
+
+
+def simulate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]:
+    audience, policy = validate(cfg)
+    env = Environment(audience, np.random.SeedSequence([int(cfg.seed), 0]))
+    # build the policy against the catalog now, so catalog-dependent settings fail early
+    from bandits.simulate import problem_spec
+
+    policy.reset(problem_spec(env), 0)
+    if parent_run_id is None:
+        common.tracking_uri(cfg)
+    resolved = common.resolved_config(cfg)
+    rounds = int(cfg.rounds)
+    every = int(cfg.metric_every) if cfg.metric_every else max(1, rounds // 200)
+    with tracking.run(
+        str(cfg.tracking.experiment),
+        run_name=common.job_name(cfg),
+        parent_run_id=parent_run_id,
+        tags={"run_kind": "simulate", "policy": policy.name, "audience": audience.name,
+              "seed": str(cfg.seed)},
+    ) as run_id:
+        tracking.log_params(resolved)
+        tracking.log_params({"policy_params": policy.get_params()})
+        tracking.log_text(_yaml(cfg), "config.yaml")
+        t0 = time.perf_counter()
+        result = run_online(
+            Environment(audience, np.random.SeedSequence([int(cfg.seed), 0])),
+            _policy_from_cfg(cfg),
+            rounds,
+            np.random.SeedSequence([int(cfg.seed), 1]),
+            eval_rounds=int(cfg.eval_rounds),
+            on_day=_progress(rounds, bool(cfg.progress), policy.name),
+        )
+        wall = time.perf_counter() - t0
+        summary = result.summary()
+        curves = result.curves(every)
+        tracking.log_metric_series(curves)
+        tracking.log_metrics({**summary, "simulation_seconds": wall,
+                              "rounds_per_second": rounds / wall})
+        fig = plot_online_curves({policy.name: curves},
+                                 title=f"{policy.name} on audience '{audience.name}'")
+        tracking.log_figure(fig, "plots/cumulative_reward_regret.png")
+        tracking.log_dict(summary, "summary.json")
+        if cfg.decision_log.enabled:
+            log = result.log
+            if not cfg.decision_log.include_user_key:
+                log = log.drop("user_key")
+            tracking.log_parquet(log, "decision_log/decision_log.parquet")
+            tracking.log_parquet(env.catalog.to_frame(), "decision_log/catalog.parquet")
+            tracking.log_dict(
+                {"features": problem_spec_features(), "reward": audience.response.reward,
+                 "rounds": rounds, "policy": policy.name},
+                "decision_log/metadata.json",
+            )
+        print(
+            f"{policy.name}: true value {summary['true_value']:.4f} "
+            f"(oracle {summary['oracle_value']:.4f}), mean reward {summary['mean_reward']:.4f} "
+            f"[{summary['mean_reward_ci_low']:.4f}, {summary['mean_reward_ci_high']:.4f}], "
+            f"regret {summary['regret']:.1f}, unsubscribe rate {summary['unsubscribe_rate']:.4f}"
+            f"  — run {run_id}",
+            file=sys.stderr,
+        )
+    return summary
+
+
+def problem_spec_features() -> dict[str, Any]:
+    from bandits.simulate import default_feature_schema
+
+    return default_feature_schema().to_dict()
+
+
+def _yaml(cfg: DictConfig) -> str:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def _progress(total: int, enabled: bool, label: str):
+    if not enabled or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=label, unit="round", leave=False)
+
+    def update(done: int) -> None:
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="simulate")
+def main(cfg: DictConfig) -> Any:
+    return common.run_job(cfg, simulate_job)
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(common.exit_status())
