@@ -56,6 +56,11 @@ class OffPolicyEstimator(abc.ABC):
     ``unsupported_target_mass`` diagnostic, and as the propensity source when ``propensity`` is
     omitted).
 
+    Edge cases: ``n == 0`` raises ``ValueError``; ``n == 1`` returns the (finite) value with
+    ``stderr = inf`` and interval ``(-inf, inf)`` -- one round says nothing about the spread;
+    self-normalised estimators whose weights are all 0 (no support) also get the infinite
+    interval, with the ratio part defined as 0. Valid input never yields NaN.
+
     Class attributes: ``name`` (registry name), ``requires_reward_hat``,
     ``requires_propensity``, ``flag_name`` (diagnostic reported as a fraction of rounds).
     """

@@ -285,16 +285,18 @@ class DRos(OffPolicyEstimator):
 
         V_DRos = (1/n) sum_i [ sum_k pi[i, k] q[i, k] + w~_i (r_i - q[i, a_i]) ]
 
-    (``pi, q`` (n, K); ``w, w~, r`` (n,)). ``w~`` minimises a bound on the per-round MSE that
-    optimistically assumes bounded squared residuals; it is at most ``sqrt(lambda_) / 2``
-    (attained at ``w = sqrt(lambda_)``). ``lambda_ = inf`` gives DR, ``lambda_ = 0`` gives DM.
+    (``pi, q`` (n, K); ``w, w~, r`` (n,)). Su et al. derive ``w~`` by minimising a bound on the
+    MSE under an optimistic assumption on the reward-model error; ``w~ <= w`` and
+    ``w~ <= sqrt(lambda_) / 2`` (attained at ``w = sqrt(lambda_)``), so large weights are shrunk
+    towards 0 (towards DM) rather than clipped. ``lambda_ = inf`` gives DR, ``lambda_ = 0``
+    gives DM.
 
     Parameters
     ----------
     lambda_ : float >= 0, default 100.0
         Shrinkage strength (larger = less shrinkage). No universal default; Su et al. tune it
-        by model selection. 100 leaves weights ≲ 3 almost untouched (w=1 -> 0.99) and caps the
-        effective weight at 5.
+        by model selection. With 100: w = 1 -> 0.99, w = 3 -> 2.75, w = 10 -> 5 (the cap),
+        w = 50 -> 1.92.
     """
 
     requires_reward_hat: ClassVar[bool] = True

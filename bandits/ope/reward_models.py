@@ -179,9 +179,10 @@ class RidgeRewardModel(_LinearPerAction):
 def _solve_psd(gram: NDArray[np.float64], rhs: NDArray[np.float64]) -> NDArray[np.float64]:
     """Solve ``gram @ beta = rhs``; minimum-norm least squares if ``gram`` is singular."""
     try:
-        return np.linalg.solve(gram, rhs)
+        solution = np.linalg.solve(gram, rhs)
     except np.linalg.LinAlgError:
-        return np.linalg.lstsq(gram, rhs, rcond=None)[0]
+        solution = np.linalg.lstsq(gram, rhs, rcond=None)[0]
+    return np.asarray(solution, dtype=np.float64)
 
 
 def _sigmoid(z: NDArray[np.float64]) -> NDArray[np.float64]:

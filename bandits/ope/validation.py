@@ -23,6 +23,7 @@ __all__ = [
     "LoggedData",
     "as_action_array",
     "as_float_array",
+    "check_finite",
     "validate_logged_data",
 ]
 
@@ -116,7 +117,7 @@ def _fmt(value: object) -> str:
 
 
 def _fail(
-    name: str, condition: str, bad_rows: NDArray[np.bool_], values: NDArray, label: str = "values"
+    name: str, condition: str, bad_rows: ArrayLike, values: NDArray, label: str = "values"
 ) -> ValueError:
     """Build the one-line error for rows where ``bad_rows`` is True.
 
@@ -224,8 +225,8 @@ def validate_logged_data(
     ``logging_probs`` (n, K), n >= 1.
 
     Rules: all values finite; ``propensity`` in (0, 1]; ``action`` integer in [0, K);
-    ``target_probs`` and ``logging_probs`` entries in [0, 1] with rows summing to 1 within
-    ``PROB_SUM_TOL``. When ``logging_probs`` is given, ``logging_probs[i, action[i]]`` must
+    ``target_probs`` and ``logging_probs`` entries >= 0 with rows summing to 1 within
+    ``PROB_SUM_TOL`` (hence entries <= 1 + ``PROB_SUM_TOL``). When ``logging_probs`` is given, ``logging_probs[i, action[i]]`` must
     equal ``propensity[i]`` (within ``PROB_SUM_TOL``); if ``propensity`` is omitted it is taken
     from ``logging_probs`` and must then be > 0.
 
