@@ -61,8 +61,8 @@ class FeatureSchema:
 
     @property
     def dim(self) -> int:
-        return int(self.intercept) + sum(len(c.levels) for c in self.categorical) + len(
-            self.numeric
+        return (
+            int(self.intercept) + sum(len(c.levels) for c in self.categorical) + len(self.numeric)
         )
 
     def feature_names(self) -> list[str]:

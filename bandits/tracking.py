@@ -62,7 +62,7 @@ def ensure_experiment(name: str, artifact_root: str | None = None) -> str:
     if artifact_root is not None:
         location = artifact_root
     elif uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///"):]).resolve()
+        db = Path(uri[len("sqlite:///") :]).resolve()
         location = (db.parent / "mlartifacts").as_uri()
     try:
         return client.create_experiment(name, artifact_location=location)
@@ -94,7 +94,10 @@ def git_commit(cwd: str | os.PathLike[str] | None = None) -> str:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd, capture_output=True, text=True, check=True,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
@@ -161,7 +164,8 @@ def end_parent(run_id: str) -> str:
     client = MlflowClient()
     parent = client.get_run(run_id)
     children = client.search_runs(
-        [parent.info.experiment_id], filter_string=f"tags.{TAG_PARENT} = '{run_id}'",
+        [parent.info.experiment_id],
+        filter_string=f"tags.{TAG_PARENT} = '{run_id}'",
         max_results=10_000,
     )
     bad = [c for c in children if c.info.status != "FINISHED"]
@@ -259,7 +263,9 @@ def log_input(frame: pl.DataFrame, name: str, source: str, context: str = "train
 
 
 def artifact_uri(run_id: str, path: str = "") -> str:
-    return MlflowClient().get_run(run_id).info.artifact_uri.rstrip("/") + (f"/{path}" if path else "")
+    return MlflowClient().get_run(run_id).info.artifact_uri.rstrip("/") + (
+        f"/{path}" if path else ""
+    )
 
 
 __all__ = [

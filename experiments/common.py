@@ -9,6 +9,7 @@ reliably inherit the environment — read them from there explicitly.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -21,7 +22,6 @@ from hydra.types import RunMode
 from hydra.utils import get_original_cwd
 from omegaconf import DictConfig, OmegaConf
 
-from bandits import tracking
 from bandits.errors import UserError
 
 PARENT_FILE = "mlflow_parent.json"
@@ -31,6 +31,8 @@ EXIT_USER_ERROR = 2
 def tracking_uri(cfg: DictConfig) -> str:
     """The tracking URI: ``tracking.uri``, else $MLFLOW_TRACKING_URI, else a local SQLite
     store in the directory the command was launched from."""
+    from bandits import tracking
+
     try:
         base = get_original_cwd()
     except ValueError:  # not inside a Hydra run (e.g. compose API)
@@ -78,9 +80,12 @@ def run_job(cfg: DictConfig, job: Callable[[DictConfig, str | None], Any]) -> An
     single runs re-raise it; sweeps print the traceback and go on.
     """
     parent = sweep_parent()
-    tracking.last_run_id = None
+    if "bandits.tracking" in sys.modules:  # MLflow is imported lazily: it takes seconds
+        sys.modules["bandits.tracking"].last_run_id = None
     try:
         if parent:
+            from bandits import tracking
+
             tracking.configure(parent["tracking_uri"])
         return job(cfg, parent["run_id"] if parent else None)
     except UserError as exc:
@@ -100,6 +105,8 @@ def run_job(cfg: DictConfig, job: Callable[[DictConfig, str | None], Any]) -> An
 
 def _record_failure(cfg: DictConfig, parent: dict[str, str] | None, error: str) -> None:
     """Make sure a failed sweep job is visible as a FAILED child of the parent run."""
+    from bandits import tracking
+
     if parent is None:
         return
     if tracking.last_run_id is not None:  # the job's own run was already ended FAILED
@@ -117,6 +124,8 @@ class MlflowSweepCallback(Callback):
     failed: bool = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from bandits import tracking
+
         uri = tracking_uri(config)
         experiment = str(config.tracking.experiment)
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -132,6 +141,8 @@ class MlflowSweepCallback(Callback):
         )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from bandits import tracking
+
         path = Path(config.hydra.sweep.dir) / PARENT_FILE
         if not path.exists():
             return
@@ -140,6 +151,30 @@ class MlflowSweepCallback(Callback):
         status = tracking.end_parent(record["run_id"])
         MlflowSweepCallback.failed = status != "FINISHED"
         print(f"sweep parent run {record['run_id']}: {status}", file=sys.stderr)
+
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+_SIMPLE_CHOICE = re.compile(r"^([a-z_]+)=([A-Za-z0-9_.,-]+)$")
+
+
+def check_group_choices(argv: list[str], config_dir: Path = CONFIG_DIR) -> None:
+    """Fail fast, in one line, on ``group=name`` overrides naming a config that does not
+    exist (e.g. ``policy=foo``); Hydra's own message for this spans a dozen lines.
+    Overrides using Hydra's sweep functions (``glob(...)``, ``range(...)``) are left to Hydra.
+    """
+    for arg in argv:
+        match = _SIMPLE_CHOICE.match(arg)
+        if not match or not (config_dir / match.group(1)).is_dir():
+            continue
+        group, values = match.group(1), match.group(2).split(",")
+        known = sorted(p.stem for p in (config_dir / group).glob("*.yaml"))
+        unknown = [v for v in values if v not in known]
+        if unknown:
+            print(
+                f"error: unknown {group} '{unknown[0]}' (known: {', '.join(known)})",
+                file=sys.stderr,
+            )
+            sys.exit(EXIT_USER_ERROR)
 
 
 def exit_status() -> int:

@@ -1,8 +1,8 @@
 """The ``simulate`` app: one policy learns online on the synthetic audience, tracked in MLflow.
 
-    python -m experiments.simulate policy=linucb audience=default rounds=20000 seed=1
-    python -m experiments.simulate -m policy=uniform,retargeting,segment_ts,linucb,vw rounds=5000
-    python -m experiments.simulate -m hydra/launcher=local_parallel policy=linucb,lints seed=1,2
+python -m experiments.simulate policy=linucb audience=default rounds=20000 seed=1
+python -m experiments.simulate -m policy=uniform,retargeting,segment_ts,linucb,vw rounds=5000
+python -m experiments.simulate -m hydra/launcher=local_parallel policy=linucb,lints seed=1,2
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from bandits import tracking
 from bandits.errors import ConfigError
 from bandits.policies import make_policy
-from bandits.report import plot_online_curves
 from bandits.simulate import Environment, audience_settings_from_dict, run_online
 from experiments import common
 
@@ -50,6 +48,9 @@ def validate(cfg: DictConfig) -> tuple[Any, Any]:
 
 def simulate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]:
     audience, policy = validate(cfg)
+    from bandits import tracking  # imported late: MLflow takes seconds to import
+    from bandits.report import plot_online_curves
+
     env = Environment(audience, np.random.SeedSequence([int(cfg.seed), 0]))
     # build the policy against the catalog now, so catalog-dependent settings fail early
     from bandits.simulate import problem_spec
@@ -64,8 +65,12 @@ def simulate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
         str(cfg.tracking.experiment),
         run_name=common.job_name(cfg),
         parent_run_id=parent_run_id,
-        tags={"run_kind": "simulate", "policy": policy.name, "audience": audience.name,
-              "seed": str(cfg.seed)},
+        tags={
+            "run_kind": "simulate",
+            "policy": policy.name,
+            "audience": audience.name,
+            "seed": str(cfg.seed),
+        },
     ) as run_id:
         tracking.log_params(resolved)
         tracking.log_params({"policy_params": policy.get_params()})
@@ -83,10 +88,12 @@ def simulate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
         summary = result.summary()
         curves = result.curves(every)
         tracking.log_metric_series(curves)
-        tracking.log_metrics({**summary, "simulation_seconds": wall,
-                              "rounds_per_second": rounds / wall})
-        fig = plot_online_curves({policy.name: curves},
-                                 title=f"{policy.name} on audience '{audience.name}'")
+        tracking.log_metrics(
+            {**summary, "simulation_seconds": wall, "rounds_per_second": rounds / wall}
+        )
+        fig = plot_online_curves(
+            {policy.name: curves}, title=f"{policy.name} on audience '{audience.name}'"
+        )
         tracking.log_figure(fig, "plots/cumulative_reward_regret.png")
         tracking.log_dict(summary, "summary.json")
         if cfg.decision_log.enabled:
@@ -96,8 +103,12 @@ def simulate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
             tracking.log_parquet(log, "decision_log/decision_log.parquet")
             tracking.log_parquet(env.catalog.to_frame(), "decision_log/catalog.parquet")
             tracking.log_dict(
-                {"features": problem_spec_features(), "reward": audience.response.reward,
-                 "rounds": rounds, "policy": policy.name},
+                {
+                    "features": problem_spec_features(),
+                    "reward": audience.response.reward,
+                    "rounds": rounds,
+                    "policy": policy.name,
+                },
                 "decision_log/metadata.json",
             )
         print(
@@ -144,5 +155,6 @@ def main(cfg: DictConfig) -> Any:
 
 
 if __name__ == "__main__":
+    common.check_group_choices(sys.argv[1:])
     main()
     sys.exit(common.exit_status())

@@ -226,7 +226,8 @@ def validate_logged_data(
 
     Rules: all values finite; ``propensity`` in (0, 1]; ``action`` integer in [0, K);
     ``target_probs`` and ``logging_probs`` entries >= 0 with rows summing to 1 within
-    ``PROB_SUM_TOL`` (hence entries <= 1 + ``PROB_SUM_TOL``). When ``logging_probs`` is given, ``logging_probs[i, action[i]]`` must
+    ``PROB_SUM_TOL`` (hence entries <= 1 + ``PROB_SUM_TOL``). When ``logging_probs`` is
+    given, ``logging_probs[i, action[i]]`` must
     equal ``propensity[i]`` (within ``PROB_SUM_TOL``); if ``propensity`` is omitted it is taken
     from ``logging_probs`` and must then be > 0.
 

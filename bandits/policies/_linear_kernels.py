@@ -157,8 +157,9 @@ def _draw(probs, u):
 
 
 @njit(cache=True)
-def play(X, potential, uniforms, A_inv, b, theta, mode, alpha, nodes, weights, epsilon,
-         update_every):
+def play(
+    X, potential, uniforms, A_inv, b, theta, mode, alpha, nodes, weights, epsilon, update_every
+):
     """Act on rounds ``X (n, d)`` in order; learn from the chosen action's reward every
     ``update_every`` rounds (1 = exact per-round updates).
 

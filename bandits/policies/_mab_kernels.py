@@ -65,8 +65,22 @@ def group_probs(counts, sums, g, mode, c, prior_a, prior_b, n_draws, epsilon, rn
 
 
 @njit(cache=True)
-def play(groups, potential, uniforms, counts, sums, mode, c, prior_a, prior_b, n_draws,
-         epsilon, reward_scale, update_every, rng):
+def play(
+    groups,
+    potential,
+    uniforms,
+    counts,
+    sums,
+    mode,
+    c,
+    prior_a,
+    prior_b,
+    n_draws,
+    epsilon,
+    reward_scale,
+    update_every,
+    rng,
+):
     """Act on ``n`` rounds in order (group index per round ``groups (n,)``), updating the
     statistics every ``update_every`` rounds. Returns actions, propensities, probs."""
     n = groups.shape[0]
@@ -78,8 +92,9 @@ def play(groups, potential, uniforms, counts, sums, mode, c, prior_a, prior_b, n
     while start < n:
         stop = min(start + update_every, n)
         for t in range(start, stop):
-            group_probs(counts, sums, groups[t], mode, c, prior_a, prior_b, n_draws, epsilon,
-                        rng, probs[t])
+            group_probs(
+                counts, sums, groups[t], mode, c, prior_a, prior_b, n_draws, epsilon, rng, probs[t]
+            )
             a = _draw(probs[t], uniforms[t])
             actions[t] = a
             props[t] = probs[t, a]
@@ -104,8 +119,7 @@ def batch_probs(groups, counts, sums, mode, c, prior_a, prior_b, n_draws, epsilo
     for t in range(n):
         g = groups[t]
         if not done[g]:
-            group_probs(counts, sums, g, mode, c, prior_a, prior_b, n_draws, epsilon, rng,
-                        cache[g])
+            group_probs(counts, sums, g, mode, c, prior_a, prior_b, n_draws, epsilon, rng, cache[g])
             done[g] = True
         out[t] = cache[g]
     return out

@@ -190,8 +190,12 @@ class Policy(ABC):
     ) -> None:
         """Learn from a batch of ``(context, action (n,), reward (n,), propensity (n,))``."""
         if len(ctx):
-            self._update(ctx, np.asarray(actions, np.int64), np.asarray(rewards, float),
-                         np.asarray(propensities, float))
+            self._update(
+                ctx,
+                np.asarray(actions, np.int64),
+                np.asarray(rewards, float),
+                np.asarray(propensities, float),
+            )
             self.n_updates_ += len(ctx)
 
     def _update(  # noqa: B027 - optional hook
@@ -224,14 +228,18 @@ class Policy(ABC):
             rewards = potential_rewards[np.arange(start, stop), dec.actions]
             self.update(part, dec.actions, rewards, dec.propensities)
             actions[start:stop], props[start:stop], probs[start:stop] = (
-                dec.actions, dec.propensities, dec.probs,
+                dec.actions,
+                dec.propensities,
+                dec.probs,
             )
         return Decisions(actions, props, probs)
 
     # ----- state ------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
         """Learned state as a dict of arrays/scalars (for saving a trained policy)."""
-        return {k: v for k, v in vars(self).items() if k.endswith("_") and k not in ("spec_", "rng_")}
+        return {
+            k: v for k, v in vars(self).items() if k.endswith("_") and k not in ("spec_", "rng_")
+        }
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         for k, v in state.items():

@@ -83,7 +83,9 @@ class ABTestWinner(Policy):
 
     def _play(self, ctx: Contexts, potential_rewards: np.ndarray) -> Decisions:
         # decisions do not depend on the state until the test ends: one batch per phase
-        n_test = max(0, min(len(ctx), int(self.test_rounds) - self.seen_)) if self.winner_ < 0 else 0
+        n_test = (
+            max(0, min(len(ctx), int(self.test_rounds) - self.seen_)) if self.winner_ < 0 else 0
+        )
         parts = []
         for start, stop in ((0, n_test), (n_test, len(ctx))):
             if stop > start:
@@ -135,7 +137,7 @@ class Retargeting(Policy):
         for col in ("category", "mentions_last_viewed"):
             if col not in cat.columns:
                 raise ConfigError(f"policy 'retargeting' needs catalog column '{col}'")
-        self.channels_ = tuple(c[len("suits_"):] for c in cat.columns if c.startswith("suits_"))
+        self.channels_ = tuple(c[len("suits_") :] for c in cat.columns if c.startswith("suits_"))
         mentions = cat["mentions_last_viewed"].to_numpy().astype(bool)
         category = cat["category"].to_list()
         generic = np.flatnonzero(~mentions)
@@ -145,10 +147,12 @@ class Retargeting(Policy):
             fallback = int(generic[0])
         else:
             fallback = _action_index(spec, self.fallback, "policy.fallback")
-        suits = {
-            ch: cat[f"suits_{ch}"].to_numpy().astype(bool) for ch in self.channels_
-        } or {"": np.ones(spec.n_actions, bool)}
-        self.categories_ = tuple(sorted({c for c, m in zip(category, mentions, strict=True) if not m}))
+        suits = {ch: cat[f"suits_{ch}"].to_numpy().astype(bool) for ch in self.channels_} or {
+            "": np.ones(spec.n_actions, bool)
+        }
+        self.categories_ = tuple(
+            sorted({c for c, m in zip(category, mentions, strict=True) if not m})
+        )
         n_ch, n_cat = len(suits), len(self.categories_)
         self.retarget_by_channel_ = np.full(n_ch, -1, np.int64)
         self.generic_by_cat_channel_ = np.full((n_cat + 1, n_ch), fallback, np.int64)
@@ -176,9 +180,7 @@ class Retargeting(Policy):
             if col not in ctx.frame.columns:
                 raise ConfigError(f"policy 'retargeting' needs context column '{col}'")
         ch = (
-            self._codes(ctx, "channel", self.channels_)
-            if self.channels_
-            else np.zeros(n, np.int64)
+            self._codes(ctx, "channel", self.channels_) if self.channels_ else np.zeros(n, np.int64)
         )
         ch = np.minimum(ch, len(self.retarget_by_channel_) - 1)
         cat = self._codes(ctx, "last_viewed_category", self.categories_)

@@ -45,8 +45,14 @@ class _DisjointLinear(Policy):
 
     def _probs(self, X: np.ndarray, epsilon: float) -> np.ndarray:
         return kern.batch_probs(
-            np.ascontiguousarray(X, dtype=np.float64), self.A_inv_, self.theta_, self.mode,
-            float(self._width()), self._nodes, self._weights, epsilon,
+            np.ascontiguousarray(X, dtype=np.float64),
+            self.A_inv_,
+            self.theta_,
+            self.mode,
+            float(self._width()),
+            self._nodes,
+            self._weights,
+            epsilon,
         )
 
     def _action_probs(self, ctx: Contexts) -> np.ndarray:
@@ -57,8 +63,12 @@ class _DisjointLinear(Policy):
 
     def _update(self, ctx, actions, rewards, propensities) -> None:
         kern.sm_update(
-            np.ascontiguousarray(ctx.X, dtype=np.float64), actions, rewards,
-            self.A_inv_, self.b_, self.theta_,
+            np.ascontiguousarray(ctx.X, dtype=np.float64),
+            actions,
+            rewards,
+            self.A_inv_,
+            self.b_,
+            self.theta_,
         )
 
     def _play(self, ctx: Contexts, potential_rewards: np.ndarray) -> Decisions:
@@ -66,8 +76,16 @@ class _DisjointLinear(Policy):
         actions, props, probs = kern.play(
             np.ascontiguousarray(ctx.X, dtype=np.float64),
             np.ascontiguousarray(potential_rewards, dtype=np.float64),
-            uniforms, self.A_inv_, self.b_, self.theta_, self.mode, float(self._width()),
-            self._nodes, self._weights, float(self.epsilon), int(self.update_every),
+            uniforms,
+            self.A_inv_,
+            self.b_,
+            self.theta_,
+            self.mode,
+            float(self._width()),
+            self._nodes,
+            self._weights,
+            float(self.epsilon),
+            int(self.update_every),
         )
         self.n_updates_ += len(ctx)
         return Decisions(actions, props, probs)

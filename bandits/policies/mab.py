@@ -57,8 +57,9 @@ class _ArmStatistics(Policy):
 
     def _probs(self, ctx: Contexts, epsilon: float) -> np.ndarray:
         c, a, b, m = self._kernel_settings()
-        return kern.batch_probs(self._groups(ctx), self.counts_, self.sums_, self.mode, c, a, b,
-                                m, epsilon, self.rng_)
+        return kern.batch_probs(
+            self._groups(ctx), self.counts_, self.sums_, self.mode, c, a, b, m, epsilon, self.rng_
+        )
 
     def _action_probs(self, ctx: Contexts) -> np.ndarray:
         return self._probs(ctx, 0.0)
@@ -76,9 +77,20 @@ class _ArmStatistics(Policy):
         c, a, b, m = self._kernel_settings()
         uniforms = self.rng_.random(len(ctx))
         actions, props, probs = kern.play(
-            self._groups(ctx), np.ascontiguousarray(potential_rewards, dtype=np.float64),
-            uniforms, self.counts_, self.sums_, self.mode, c, a, b, m, float(self.epsilon),
-            float(self.reward_scale), int(self.update_every), self.rng_,
+            self._groups(ctx),
+            np.ascontiguousarray(potential_rewards, dtype=np.float64),
+            uniforms,
+            self.counts_,
+            self.sums_,
+            self.mode,
+            c,
+            a,
+            b,
+            m,
+            float(self.epsilon),
+            float(self.reward_scale),
+            int(self.update_every),
+            self.rng_,
         )
         self.n_updates_ += len(ctx)
         return Decisions(actions, props, probs)

@@ -30,9 +30,7 @@ def register_policy(name: str) -> Callable[[P], P]:
 def make_policy(name: str, settings: Mapping[str, Any] | None = None) -> Policy:
     """Build a registered policy from its name and settings (one-line ConfigError otherwise)."""
     if name not in POLICIES:
-        raise ConfigError(
-            f"unknown policy '{name}' (known: {', '.join(sorted(POLICIES))})"
-        )
+        raise ConfigError(f"unknown policy '{name}' (known: {', '.join(sorted(POLICIES))})")
     cls = POLICIES[name]
     settings = dict(settings or {})
     known = set(cls._setting_names())

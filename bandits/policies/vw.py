@@ -79,8 +79,13 @@ class VowpalWabbit(Policy):
     def vw_args(self, seed: int) -> str:
         flags, param_flag, default = EXPLORERS[self.explorer]
         value = default if self.explore_param is None else self.explore_param
-        parts = ["--cb_explore_adf", "--quiet", f"--random_seed {seed}",
-                 f"-l {self.learning_rate}", flags]
+        parts = [
+            "--cb_explore_adf",
+            "--quiet",
+            f"--random_seed {seed}",
+            f"-l {self.learning_rate}",
+            flags,
+        ]
         if param_flag is not None:
             if param_flag in ("--bag", "--cover"):
                 value = int(value)  # type: ignore[arg-type]
@@ -95,7 +100,9 @@ class VowpalWabbit(Policy):
         try:
             self.vw_ = vowpalwabbit.Workspace(self.args_)
         except RuntimeError as exc:
-            raise ConfigError(f"Vowpal Wabbit rejected its arguments '{self.args_}': {exc}") from None
+            raise ConfigError(
+                f"Vowpal Wabbit rejected its arguments '{self.args_}': {exc}"
+            ) from None
         cat = spec.catalog
         feats = [c for c in cat.columns if c not in ("variant_id",)]
         self._dynamic = (
@@ -132,8 +139,10 @@ class VowpalWabbit(Policy):
         frame = ctx.frame.select(exprs) if exprs else pl.DataFrame()
         for j, num in enumerate(schema.numeric):
             frame = frame.with_columns(
-                (pl.lit(f"{_token(num.name)}:") + pl.Series(X[:, base + j]).round(4).cast(pl.String))
-                .alias(f"__num{j}")
+                (
+                    pl.lit(f"{_token(num.name)}:")
+                    + pl.Series(X[:, base + j]).round(4).cast(pl.String)
+                ).alias(f"__num{j}")
             )
         if frame.width == 0:
             return ["shared |s const"] * len(ctx)
@@ -184,8 +193,12 @@ class VowpalWabbit(Policy):
             a, pr = sample_from(probs[start:stop], uniforms[start:stop])
             actions[start:stop], props[start:stop] = a, pr
             for t in range(start, stop):
-                self._learn(examples[t], int(actions[t]),
-                            float(potential_rewards[t, actions[t]]), float(props[t]))
+                self._learn(
+                    examples[t],
+                    int(actions[t]),
+                    float(potential_rewards[t, actions[t]]),
+                    float(props[t]),
+                )
         self.n_updates_ += n
         return Decisions(actions, props, probs)
 

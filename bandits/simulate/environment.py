@@ -134,9 +134,7 @@ class Environment:
         g = self._rng.gumbel(size=self.taste.shape)
         return (self._focus[:, None] * self.taste + g).argmax(axis=1)
 
-    def _draw_impressions(
-        self, n: int, rng: np.random.Generator
-    ) -> tuple[Impressions, np.ndarray]:
+    def _draw_impressions(self, n: int, rng: np.random.Generator) -> tuple[Impressions, np.ndarray]:
         """Draw ``n`` impressions in timestamp order; also returns seconds into the day."""
         pop = self.population
         user = rng.choice(pop.n_users, size=n, p=self._activity_p)
@@ -253,7 +251,9 @@ class Environment:
         base = np.datetime64(START_DATE + dt.timedelta(days=self.day), "s")
         return pl.DataFrame(
             [
-                pl.Series("timestamp", (base + seconds.astype("timedelta64[s]")).astype("datetime64[ms]")),
+                pl.Series(
+                    "timestamp", (base + seconds.astype("timedelta64[s]")).astype("datetime64[ms]")
+                ),
                 pl.Series("user_key", self.user_keys[u].astype(np.int64)),
                 enum("segment", pop.segment[u]),
                 pl.Series("tenure_days", pop.tenure_days[u] + self.day),

@@ -17,7 +17,14 @@ import polars as pl
 
 from bandits.errors import ConfigError
 from bandits.features import FeatureSchema
-from bandits.policies.base import Contexts, Decisions, Policy, ProblemSpec, one_hot_argmax, sample_from
+from bandits.policies.base import (
+    Contexts,
+    Decisions,
+    Policy,
+    ProblemSpec,
+    one_hot_argmax,
+    sample_from,
+)
 from bandits.simulate.environment import Day, Environment, default_feature_schema
 
 Z95 = 1.959963984540054
@@ -278,5 +285,6 @@ def _log_frame(
             ),
         ]
     )
-    return pl.concat([extra.select("round", "day"), day.frame, extra.drop("round", "day")],
-                     how="horizontal")
+    return pl.concat(
+        [extra.select("round", "day"), day.frame, extra.drop("round", "day")], how="horizontal"
+    )

@@ -100,7 +100,9 @@ def truth(
     eta -= knobs.channel_mismatch_penalty * (~catalog.suits[:, imp.channel].T)
     decay = np.exp2(-imp.days_since_view / knobs.retargeting_half_life_days)
     lift = knobs.retargeting_scale * (pop.settled[u] - knobs.retargeting_settled_threshold)
-    eta += (knobs.retargeting_weight * decay * lift)[:, None] * catalog.mentions_last_viewed[None, :]
+    eta += (knobs.retargeting_weight * decay * lift)[:, None] * catalog.mentions_last_viewed[
+        None, :
+    ]
     log_exposure = np.log1p(exposure)
     eta -= knobs.fatigue_weight * log_exposure
     p_click = _sigmoid(eta)
