@@ -1,0 +1,104 @@
+"""Logged bandit feedback: the file contract, loading, validation, streaming and writing.
+
+The contract
+------------
+One row per decision.
+
+Required columns
+    ``action``      integer index into the catalog (``0..K-1``), or a variant id string
+                    found in the catalog's ``variant_id``;
+    ``reward``      float (booleans are read as 0/1; another column via ``reward_column=``);
+    ``propensity``  probability the logging policy gave the chosen action, in (0, 1].
+
+Optional columns
+    ``timestamp``, ``user_id`` / ``user_key``, ``position`` (and the simulator's ``round``,
+    ``day``): bookkeeping, not context;
+    ``action_probs``: fixed-size array (or list, or CSV text ``[p0,...]``) of ``K`` floats,
+    the logger's whole distribution in catalog order; rows sum to 1 and
+    ``action_probs[action] == propensity`` (tolerance ``1e-6``);
+    cost columns (default ``unsubscribed``; ``cost_columns=``): outcomes, not context;
+    any number of context columns, numeric or categorical (string / Categorical / Enum /
+    boolean). By default every other featurisable column is context.
+
+Ground truth
+    Columns prefixed ``true_`` and ``expected_reward`` exist only in simulations and are
+    never treated as context.
+
+Catalog
+    A parquet/CSV file or polars frame with unique ``variant_id`` plus variant features, one
+    row per action in action-index order. Without a catalog, integer actions define it as
+    ``0..max(action)`` (ids ``"0".."K-1"``) and the result records ``catalog_inferred=True``;
+    string actions need a catalog.
+
+Features
+    A :class:`~bandits.features.FeatureSchema` from ``features=``, else from
+    ``metadata.json``'s ``"features"`` entry, else inferred from the context columns.
+
+Layout written by the simulate app (valid input as is)::
+
+    decision_log/decision_log.parquet   the log (one row per message sent)
+    decision_log/catalog.parquet        the catalog
+    decision_log/metadata.json          {"features": FeatureSchema.to_dict(), ...}
+
+Bad input raises :class:`~bandits.errors.DataError` with one line naming the column, the
+problem and the first offending rows, e.g.
+``column 'propensity': values outside (0, 1] in rows [3, 17] (2 in all), e.g. [0.0, 1.2]``.
+
+Example::
+
+    import polars as pl
+    from bandits.data import load_log, write_log
+
+    write_log(
+        pl.DataFrame({"action": ["a", "b"], "reward": [1.0, 0.0],
+                      "propensity": [0.5, 0.5], "weather": ["sun", "rain"]}),
+        "log.csv",
+    )
+    data = load_log("log.csv", catalog=pl.DataFrame({"variant_id": ["a", "b"]}))
+    data.action       # array([0, 1])   (n,) int64 indices into data.action_ids
+    data.features     # inferred: one-hot 'weather'
+    load_log("mlruns/.../artifacts/decision_log")     # the simulate app's directory
+    for batch in iter_log_batches("big_log/", batch_rows=1_000_000):  # parquet parts
+        ...           # batch.row_offset, batch.action, ...
+
+Modules: :mod:`~bandits.data.contract` (column roles, :class:`LoggedData`),
+:mod:`~bandits.data.io` (finding, reading, atomic writing), :mod:`~bandits.data.validate`
+(frame checks), :mod:`~bandits.data.context` (context columns and features),
+:mod:`~bandits.data.load` (:func:`load_log`), :mod:`~bandits.data.stream`
+(:func:`iter_log_batches`).
+"""
+
+from bandits.data.contract import (
+    ACTION,
+    ACTION_PROBS,
+    PROPENSITY,
+    REWARD,
+    VARIANT_ID,
+    LoggedData,
+    detect_context_columns,
+    is_ground_truth,
+)
+from bandits.data.io import LogSource, resolve_source, write_log, write_log_dir
+from bandits.data.load import load_log
+from bandits.data.stream import iter_log_batches
+from bandits.data.validate import LogArrays, check_catalog, validate_log
+
+__all__ = [
+    "ACTION",
+    "ACTION_PROBS",
+    "PROPENSITY",
+    "REWARD",
+    "VARIANT_ID",
+    "LogArrays",
+    "LogSource",
+    "LoggedData",
+    "check_catalog",
+    "detect_context_columns",
+    "is_ground_truth",
+    "iter_log_batches",
+    "load_log",
+    "resolve_source",
+    "validate_log",
+    "write_log",
+    "write_log_dir",
+]

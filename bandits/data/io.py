@@ -1,0 +1,265 @@
+"""Finding, reading and atomically writing log files (parquet or CSV).
+
+Every reader error (missing path, not parquet, corrupt bytes, unknown extension, bad JSON)
+becomes a one-line :class:`~bandits.errors.DataError` raised ``from None``, so no polars,
+pyarrow or OS traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+import pyarrow as pa
+
+from bandits.errors import DataError
+
+LOG_FILE = "decision_log"
+CATALOG_FILE = "catalog"
+METADATA_FILE = "metadata.json"
+SUFFIXES: dict[str, Literal["parquet", "csv"]] = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+}
+#: Rows CSV type inference looks at (a column that only turns float late stays float).
+CSV_INFER_ROWS = 10_000
+
+_READ_ERRORS: tuple[type[BaseException], ...] = (
+    pl.exceptions.PolarsError,
+    pl.exceptions.PanicException,
+    pa.ArrowException,
+    OSError,
+    UnicodeDecodeError,
+    json.JSONDecodeError,
+)
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class LogSource:
+    """Where a log lives: its ``files`` (one file or ordered parts, all one ``format``) and,
+    for a directory in the simulate layout, the ``catalog`` and ``metadata`` files found."""
+
+    label: str
+    files: tuple[Path, ...]
+    format: Literal["parquet", "csv"]
+    catalog: Path | None = None
+    metadata: Path | None = None
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@contextmanager
+def reading(what: str, path: object) -> Iterator[None]:
+    """Turn polars / pyarrow / OS errors raised inside into a one-line DataError."""
+    try:
+        yield
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"cannot read {what} '{path}': no such file or directory") from None
+    except pl.exceptions.NoDataError:
+        raise DataError(f"{what} '{path}' is empty (0 rows)") from None
+    except _READ_ERRORS as exc:
+        raise DataError(f"cannot read {what} '{path}': {_one_line(exc)}") from None
+
+
+def file_format(path: Path, what: str = "log") -> Literal["parquet", "csv"]:
+    """``"parquet"`` or ``"csv"`` from the file's extension (DataError otherwise)."""
+    fmt = SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise DataError(
+            f"cannot read {what} '{path}': unsupported file type '{path.suffix or '(none)'}' "
+            f"(expected .parquet or .csv, or a directory)"
+        )
+    return fmt
+
+
+def _single_format(files: list[Path], label: str) -> Literal["parquet", "csv"]:
+    formats = {file_format(f) for f in files}
+    if len(formats) > 1:
+        raise DataError(f"log '{label}' mixes parquet and CSV parts: use one format")
+    return formats.pop()
+
+
+def _sibling(directory: Path, stem: str) -> Path | None:
+    for suffix in SUFFIXES:
+        candidate = directory / f"{stem}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def resolve_source(path: PathLike) -> LogSource:
+    """Locate a log's files.
+
+    - a file ``*.parquet`` / ``*.csv``;
+    - a glob (``"logs/part-*.parquet"``): the matches, in sorted order;
+    - a directory: ``decision_log.parquet`` (or ``.csv``) with ``catalog.*`` and
+      ``metadata.json`` beside it (the simulate app's layout), else every ``*.parquet``
+      (or ``*.csv``) part except the catalog, in sorted order.
+    """
+    label = os.fspath(path)
+    p = Path(label)
+    if p.is_dir():
+        catalog = _sibling(p, CATALOG_FILE)
+        meta = p / METADATA_FILE
+        meta_path = meta if meta.is_file() else None
+        main = _sibling(p, LOG_FILE)
+        if main is not None:
+            files = [main]
+        else:
+            skip = {catalog.name} if catalog else set()
+            files = sorted(f for f in p.glob("*.parquet") if f.name not in skip and f.is_file())
+            if not files:
+                files = sorted(f for f in p.glob("*.csv") if f.name not in skip and f.is_file())
+        if not files:
+            raise DataError(
+                f"cannot read log '{label}': directory has no {LOG_FILE}.parquet / .csv "
+                "and no parquet or CSV parts"
+            )
+        return LogSource(label, tuple(files), _single_format(files, label), catalog, meta_path)
+    if any(ch in label for ch in "*?[") and not p.exists():
+        files = sorted(Path(f) for f in globlib.glob(label) if Path(f).is_file())
+        if not files:
+            raise DataError(f"cannot read log '{label}': the pattern matches no files")
+        return LogSource(label, tuple(files), _single_format(files, label))
+    fmt = file_format(p)
+    if not p.exists():
+        raise DataError(f"cannot read log '{label}': no such file or directory")
+    if not p.is_file():
+        raise DataError(f"cannot read log '{label}': not a regular file")
+    return LogSource(label, (p,), fmt)
+
+
+def scan(source: LogSource) -> pl.LazyFrame:
+    """A lazy scan of every file of ``source`` (parts concatenated in order)."""
+    files = [str(f) for f in source.files]
+    with reading("log", source.label):
+        if source.format == "parquet":
+            return pl.scan_parquet(files)
+        return pl.scan_csv(files, try_parse_dates=True, infer_schema_length=CSV_INFER_ROWS)
+
+
+def collect_schema(lf: pl.LazyFrame, label: str) -> pl.Schema:
+    """The schema of a scan (reads only file footers / CSV headers)."""
+    with reading("log", label):
+        return lf.collect_schema()
+
+
+def collect(
+    lf: pl.LazyFrame, label: str, what: str = "log", *, streaming: bool = False
+) -> pl.DataFrame:
+    """Run a scan to a DataFrame, with reader errors as one-line DataErrors.
+
+    ``streaming=True`` uses polars' streaming engine (for aggregates over huge logs)."""
+    with reading(what, label):
+        return lf.collect(engine="streaming" if streaming else "auto")
+
+
+def read_table(path: PathLike, what: str) -> pl.DataFrame:
+    """Read one parquet or CSV file whole (catalogs and small tables)."""
+    p = Path(os.fspath(path))
+    fmt = file_format(p, what)
+    with reading(what, p):
+        if fmt == "parquet":
+            return pl.read_parquet(p)
+        return pl.read_csv(p, try_parse_dates=True, infer_schema_length=CSV_INFER_ROWS)
+
+
+def read_metadata(path: PathLike) -> dict[str, Any]:
+    """``metadata.json`` as a dict (DataError if unreadable or not a JSON object)."""
+    with reading("metadata", path):
+        data = json.loads(Path(os.fspath(path)).read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise DataError(f"metadata '{path}' must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _csv_ready(frame: pl.DataFrame) -> pl.DataFrame:
+    """Nested numeric columns (arrays / lists) as JSON-style text ``[0.1,0.9]`` for CSV."""
+    exprs = []
+    for name, dtype in frame.schema.items():
+        if isinstance(dtype, pl.Array | pl.List):
+            if not dtype.inner.is_numeric():
+                raise DataError(
+                    f"column '{name}' of type {dtype} cannot be written to CSV: write parquet"
+                )
+            as_list = pl.col(name).cast(pl.List(dtype.inner))
+            exprs.append(
+                pl.concat_str(
+                    pl.lit("["),
+                    as_list.list.eval(pl.element().cast(pl.String)).list.join(","),
+                    pl.lit("]"),
+                ).alias(name)
+            )
+        elif dtype.is_nested():
+            raise DataError(
+                f"column '{name}' of type {dtype} cannot be written to CSV: write parquet"
+            )
+    return frame.with_columns(exprs) if exprs else frame
+
+
+def _replace_atomically(path: Path, write: Any) -> None:
+    """Call ``write(tmp)`` on ``path.tmp``, fsync it, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, DataError) or not isinstance(exc, _READ_ERRORS):
+            raise
+        raise DataError(f"cannot write '{path}': {_one_line(exc)}") from None
+
+
+def write_log(frame: pl.DataFrame, path: PathLike) -> Path:
+    """Write ``frame`` to ``path`` (``.parquet`` or ``.csv``) atomically.
+
+    The data goes to ``<path>.tmp`` first and is renamed over ``path`` only once complete,
+    so a crash never leaves a partial file under the final name. CSV stores array columns
+    (``action_probs``) as text ``[p0,p1,...]``, which :func:`~bandits.data.load_log` decodes.
+    """
+    p = Path(os.fspath(path))
+    fmt = file_format(p, "output")
+    if fmt == "parquet":
+        _replace_atomically(p, frame.write_parquet)
+    else:
+        ready = _csv_ready(frame)
+        _replace_atomically(p, ready.write_csv)
+    return p
+
+
+def write_log_dir(
+    directory: PathLike,
+    frame: pl.DataFrame,
+    catalog: pl.DataFrame | None = None,
+    *,
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write the simulate app's layout: ``decision_log.parquet``, ``catalog.parquet`` and
+    ``metadata.json`` (each atomically) into ``directory``; returns the directory."""
+    d = Path(os.fspath(directory))
+    if catalog is not None:
+        write_log(catalog, d / f"{CATALOG_FILE}.parquet")
+    if metadata is not None:
+        text = json.dumps(dict(metadata), indent=2)
+        _replace_atomically(d / METADATA_FILE, lambda tmp: Path(tmp).write_text(text, "utf-8"))
+    write_log(frame, d / f"{LOG_FILE}.parquet")  # last: its presence marks a complete log
+    return d

@@ -1,0 +1,218 @@
+"""``load_log``: read a whole log (file, parts, the simulate app's directory, or a frame),
+validate it and return :class:`~bandits.data.contract.LoggedData`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from bandits.data.context import (
+    as_feature_schema,
+    choose_context,
+    infer_features,
+    metadata_features,
+)
+from bandits.data.contract import ACTION, DEFAULT_COSTS, PROPENSITY, REWARD, LoggedData
+from bandits.data.io import (
+    LogSource,
+    PathLike,
+    collect,
+    collect_schema,
+    read_table,
+    resolve_source,
+    scan,
+)
+from bandits.data.validate import LogArrays, check_catalog, check_columns, validate_log
+from bandits.errors import DataError
+from bandits.features import FeatureSchema
+
+CatalogLike = pl.DataFrame | PathLike
+FeaturesLike = FeatureSchema | Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class LogPlan:
+    """What to read from a log and how to interpret it (decided from the schema alone)."""
+
+    label: str
+    schema: pl.Schema
+    read_columns: tuple[str, ...] | None  # None: every column
+    context_columns: tuple[str, ...]
+    features: FeatureSchema | None  # None: infer from the context columns
+    required_context: tuple[str, ...]
+    catalog: pl.DataFrame | None  # checked; None: infer from integer actions
+    reward_column: str
+    cost_columns: tuple[str, ...]
+
+
+def read_catalog(
+    catalog: CatalogLike | None, found: os.PathLike[str] | None
+) -> pl.DataFrame | None:
+    """The checked catalog: ``catalog`` (frame or path) if given, else the one found beside
+    the log, else None."""
+    if catalog is None:
+        catalog = found
+    if catalog is None:
+        return None
+    if isinstance(catalog, pl.DataFrame):
+        return check_catalog(catalog)
+    if not isinstance(catalog, str | os.PathLike):
+        raise DataError(
+            f"catalog must be a polars DataFrame or a parquet/CSV path, got "
+            f"{type(catalog).__name__}"
+        )
+    return check_catalog(read_table(catalog, "catalog"), f"catalog '{os.fspath(catalog)}'")
+
+
+def plan_log(
+    label: str,
+    schema: pl.Schema,
+    *,
+    catalog: pl.DataFrame | None,
+    metadata: os.PathLike[str] | None,
+    context_columns: Sequence[str] | None,
+    reward_column: str,
+    cost_columns: Iterable[str],
+    features: FeaturesLike | None,
+    required_context: Sequence[str],
+    columns: Sequence[str] | None,
+) -> LogPlan:
+    """Decide columns, context and features from the schema; fail fast on missing columns."""
+    names = list(schema.names())
+    if columns is not None:
+        unknown = [c for c in columns if c not in schema]
+        if unknown:
+            raise DataError(
+                f"log '{label}': unknown column(s) {', '.join(unknown)} requested "
+                f"(present: {', '.join(names)})"
+            )
+    if features is not None:
+        schema_f: FeatureSchema | None = as_feature_schema(features, "features")
+    else:
+        schema_f = metadata_features(metadata)
+    explicit = tuple(context_columns) if context_columns is not None else ()
+    needed = tuple(
+        dict.fromkeys([*required_context, *explicit, *(schema_f.columns if schema_f else ())])
+    )
+    check_columns(names, reward_column=reward_column, required_context=needed)
+    read: tuple[str, ...] | None = None
+    view = schema
+    if columns is not None:
+        read = tuple(
+            c
+            for c in names  # file order
+            if c in {*columns, ACTION, reward_column, PROPENSITY, *needed}
+        )
+        view = pl.Schema({c: schema[c] for c in read})
+    costs = tuple(cost_columns)
+    context = choose_context(view, context_columns, reward_column=reward_column, cost_columns=costs)
+    return LogPlan(
+        label=label,
+        schema=view,
+        read_columns=read,
+        context_columns=context,
+        features=schema_f,
+        required_context=needed,
+        catalog=catalog,
+        reward_column=reward_column,
+        cost_columns=tuple(c for c in costs if c in view),
+    )
+
+
+def assemble(
+    plan: LogPlan, arrays: LogArrays, features: FeatureSchema, row_offset: int = 0
+) -> LoggedData:
+    """Package validated arrays as LoggedData."""
+    return LoggedData(
+        frame=arrays.frame,
+        catalog=arrays.catalog,
+        action_ids=tuple(arrays.catalog["variant_id"].to_list()),
+        action=arrays.action,
+        reward=arrays.reward,
+        propensity=arrays.propensity,
+        logging_probs=arrays.logging_probs,
+        context_columns=plan.context_columns,
+        features=features,
+        source=plan.label,
+        catalog_inferred=arrays.catalog_inferred,
+        cost_columns=plan.cost_columns,
+        row_offset=row_offset,
+    )
+
+
+def load_log(
+    path: PathLike | pl.DataFrame,
+    catalog: CatalogLike | None = None,
+    *,
+    context_columns: Sequence[str] | None = None,
+    reward_column: str = REWARD,
+    cost_columns: Iterable[str] = DEFAULT_COSTS,
+    features: FeaturesLike | None = None,
+    required_context: Sequence[str] = (),
+    columns: Sequence[str] | None = None,
+) -> LoggedData:
+    """Read, validate and index a whole decision log.
+
+    Args:
+        path: a ``.parquet`` / ``.csv`` file, a glob of parts, a directory (the simulate
+            app's ``decision_log/``: ``decision_log.parquet`` + ``catalog.parquet`` +
+            ``metadata.json``, or a directory of parts), or a polars DataFrame.
+        catalog: the action catalog (frame or parquet/CSV path) with ``variant_id``;
+            defaults to the directory's ``catalog.*``; without one, integer actions
+            define the catalog ``0..max(action)`` (``catalog_inferred=True``).
+        context_columns: the context; default: every featurisable column that is not
+            required, bookkeeping, cost or ground truth (see :mod:`bandits.data.contract`).
+        reward_column: the column read as ``reward``.
+        cost_columns: outcome columns that are never context (default ``unsubscribed``).
+        features: the FeatureSchema (or its dict); default ``metadata.json``'s, else
+            inferred from the context columns. Its columns must be in the log.
+        required_context: further context columns the policy needs.
+        columns: read only these columns (plus the required ones and the needed context).
+
+    Returns:
+        LoggedData with ``action``, ``reward``, ``propensity`` of shape ``(n,)`` and
+        ``logging_probs`` ``(n, K)`` when the log has ``action_probs``.
+
+    Raises:
+        DataError: one line naming the file or column and the first offending rows.
+    """
+    source: LogSource | None = None
+    if isinstance(path, pl.DataFrame):
+        label, lf = "<frame>", path.lazy()
+        schema = path.schema
+    else:
+        source = resolve_source(path)
+        label, lf = source.label, scan(source)
+        schema = collect_schema(lf, label)
+    plan = plan_log(
+        label,
+        schema,
+        catalog=read_catalog(catalog, source.catalog if source else None),
+        metadata=source.metadata if source else None,
+        context_columns=context_columns,
+        reward_column=reward_column,
+        cost_columns=cost_columns,
+        features=features,
+        required_context=required_context,
+        columns=columns,
+    )
+    if isinstance(path, pl.DataFrame):
+        frame = path if plan.read_columns is None else path.select(plan.read_columns)
+    else:
+        if plan.read_columns is not None:
+            lf = lf.select(plan.read_columns)
+        frame = collect(lf, label)
+        if frame.height == 0:
+            raise DataError(f"log '{label}' is empty (0 rows)")
+    arrays = validate_log(
+        frame,
+        plan.catalog,
+        required_context=plan.required_context,
+        reward_column=reward_column,
+    )
+    schema_f = plan.features or infer_features(arrays.frame, plan.context_columns)
+    return assemble(plan, arrays, schema_f)

@@ -1,0 +1,144 @@
+"""``iter_log_batches``: stream a parquet log larger than memory in validated row batches.
+
+Parts are read in order with :meth:`pyarrow.parquet.ParquetFile.iter_batches` and re-cut
+into batches of exactly ``batch_rows`` rows (the last may be shorter), so peak memory is
+about one batch plus one parquet row group, whatever the log's size. Everything that needs
+the whole log — the catalog size for integer actions without a catalog, and an inferred
+:class:`~bandits.features.FeatureSchema` — is computed up front by lazy aggregate queries
+over only the columns concerned, so every batch shares one catalog and one schema.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from bandits.data.context import infer_features_lazy
+from bandits.data.contract import ACTION, DEFAULT_COSTS, REWARD, LoggedData
+from bandits.data.io import PathLike, collect, collect_schema, reading, resolve_source, scan
+from bandits.data.load import CatalogLike, FeaturesLike, assemble, plan_log, read_catalog
+from bandits.data.validate import catalog_of_size, validate_log
+from bandits.errors import ConfigError, DataError
+
+
+def _frames(files: Sequence[Path], columns: Sequence[str] | None, batch_rows: int):
+    """Polars frames of exactly ``batch_rows`` rows (last one shorter) across ``files``."""
+    pending: list[pl.DataFrame] = []
+    n_pending = 0
+    for f in files:
+        with reading("log", f):
+            batches = pq.ParquetFile(f).iter_batches(
+                batch_size=batch_rows, columns=list(columns) if columns is not None else None
+            )
+        while True:
+            with reading("log", f):
+                batch = next(batches, None)
+                if batch is None:
+                    break
+                part = pl.from_arrow(batch, rechunk=False)
+            assert isinstance(part, pl.DataFrame)
+            pending.append(part)
+            n_pending += part.height
+            while n_pending >= batch_rows:
+                with reading("log", f):  # parts with mismatched schemas fail here
+                    whole = pl.concat(pending, how="vertical", rechunk=False)
+                yield whole.slice(0, batch_rows)
+                rest = whole.slice(batch_rows)
+                pending, n_pending = ([rest] if rest.height else []), rest.height
+    if n_pending:
+        with reading("log", files[-1]):
+            yield pl.concat(pending, how="vertical", rechunk=False)
+
+
+def _inferred_catalog(lf: pl.LazyFrame, schema: pl.Schema, label: str) -> pl.DataFrame | None:
+    """``0..max(action)`` for integer actions over the whole log (one lazy aggregate)."""
+    dtype = schema[ACTION]
+    if not (dtype.is_integer() or dtype.is_float()):
+        return None  # validate_log explains what is wrong with the first batch
+    top = collect(lf.select(pl.col(ACTION).max()), label, streaming=True).item()
+    if top is None or top != top or top < 0:  # empty, all null/NaN, or all negative
+        return None
+    return catalog_of_size(int(top) + 1)
+
+
+def iter_log_batches(
+    path: PathLike,
+    catalog: CatalogLike | None = None,
+    *,
+    batch_rows: int = 1_000_000,
+    columns: Sequence[str] | None = None,
+    context_columns: Sequence[str] | None = None,
+    reward_column: str = REWARD,
+    cost_columns: Iterable[str] = DEFAULT_COSTS,
+    features: FeaturesLike | None = None,
+    required_context: Sequence[str] = (),
+) -> Iterator[LoggedData]:
+    """Stream a parquet log (a file, a directory of parts or the simulate app's layout, or a
+    glob) as validated :class:`LoggedData` batches of ``batch_rows`` rows, in log order.
+
+    Each batch has ``action``, ``reward``, ``propensity`` of shape ``(b,)`` and
+    ``logging_probs`` ``(b, K)`` (when logged), the same ``catalog`` and ``features`` as every
+    other batch, and ``row_offset``: the global index of its first row, also used in error
+    messages. Arguments are as for :func:`~bandits.data.load_log`; ``columns`` limits what is
+    read (the required and needed context columns are always read).
+
+    The source, schema, catalog and features are checked when this is called; a bad row
+    raises DataError when its batch is reached (earlier batches were already yielded).
+    """
+    if int(batch_rows) < 1:
+        raise ConfigError(f"batch_rows must be >= 1, got {batch_rows}")
+    source = resolve_source(path)
+    if source.format != "parquet":
+        raise DataError(
+            f"cannot stream log '{source.label}': streaming reads parquet; "
+            "use load_log for CSV or convert it with write_log(frame, 'log.parquet')"
+        )
+    lf = scan(source)
+    schema = collect_schema(lf, source.label)
+    plan = plan_log(
+        source.label,
+        schema,
+        catalog=read_catalog(catalog, source.catalog),
+        metadata=source.metadata,
+        context_columns=context_columns,
+        reward_column=reward_column,
+        cost_columns=cost_columns,
+        features=features,
+        required_context=required_context,
+        columns=columns,
+    )
+    total = 0
+    for f in source.files:
+        with reading("log", f):
+            total += pq.ParquetFile(f).metadata.num_rows
+    if total == 0:
+        raise DataError(f"log '{source.label}' is empty (0 rows)")
+    shared_catalog, inferred = plan.catalog, False
+    if shared_catalog is None:
+        shared_catalog = _inferred_catalog(lf, plan.schema, source.label)
+        inferred = shared_catalog is not None
+    schema_f = plan.features or infer_features_lazy(
+        lf, plan.schema, plan.context_columns, source.label
+    )
+
+    def batches() -> Iterator[LoggedData]:
+        offset = 0
+        for frame in _frames(source.files, plan.read_columns, int(batch_rows)):
+            arrays = validate_log(
+                frame,
+                shared_catalog,
+                required_context=plan.required_context,
+                reward_column=reward_column,
+                row_offset=offset,
+            )
+            data = assemble(plan, arrays, schema_f, row_offset=offset)
+            if inferred:
+                data = dataclasses.replace(data, catalog_inferred=True)
+            yield data
+            offset += frame.height
+
+    return batches()

@@ -1,0 +1,398 @@
+"""Frame-level validation of a decision log against its catalog.
+
+Each check is vectorised and cheap when the data are valid (null counts are metadata,
+ranges are one ``min``/``max``); only a failing check builds a mask to locate the rows.
+Every failure is a one-line :class:`~bandits.errors.DataError` naming the column, the
+problem and the first offending rows, e.g.::
+
+    column 'propensity': values outside (0, 1] in rows [3, 17] (2 in all), e.g. [0.0, 1.2]
+
+Row numbers are global: a batch of a stream passes its ``row_offset``. Array-level checks
+the estimators repeat anyway (:mod:`bandits.ope.validation`) use the same tolerance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from bandits.data.contract import ACTION, ACTION_PROBS, PROPENSITY, REWARD, VARIANT_ID
+from bandits.errors import DataError, first_rows
+from bandits.ope.validation import PROB_SUM_TOL
+
+_SHOWN = 3  # example values quoted in a message
+
+# one JSON-style list of numbers, e.g. "[0.1, 0.9]" (CSV logs store action_probs as text)
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_JSON_LIST = rf"^\s*\[\s*(?:{_NUMBER}\s*(?:,\s*{_NUMBER}\s*)*)?\]\s*$"
+
+
+@dataclass(frozen=True)
+class LogArrays:
+    """The validated arrays of a log of ``n`` rows over ``K`` actions.
+
+    ``frame`` is the input with the converted columns rechunked, so the arrays (read-only,
+    zero-copy where polars allows) share its memory. ``catalog`` is the checked catalog
+    (``variant_id`` as strings, first) or the one inferred from integer actions.
+    """
+
+    frame: pl.DataFrame
+    catalog: pl.DataFrame
+    catalog_inferred: bool
+    action: NDArray[np.int64]  # (n,) in [0, K)
+    reward: NDArray[np.float64]  # (n,)
+    propensity: NDArray[np.float64]  # (n,) in (0, 1]
+    logging_probs: NDArray[np.float64] | None  # (n, K)
+
+
+def _rows(mask_or_index: NDArray, offset: int) -> str:
+    """``rows [..] (m in all)`` with global row numbers (local index + ``offset``)."""
+    arr = np.asarray(mask_or_index)
+    idx = np.flatnonzero(arr) if arr.dtype == bool else arr.ravel()
+    return first_rows(idx + offset)
+
+
+def _values(values: Sequence[object]) -> str:
+    return repr([v.item() if isinstance(v, np.generic) else v for v in values])
+
+
+def _fail(
+    column: str, problem: str, mask: NDArray, offset: int, examples: Sequence[object] = ()
+) -> DataError:
+    eg = f", e.g. {_values(examples)}" if len(examples) else ""
+    return DataError(f"column '{column}': {problem} in {_rows(mask, offset)}{eg}")
+
+
+def _examples(s: pl.Series, mask: NDArray[np.bool_], unique: bool = False) -> list[object]:
+    bad = s.filter(pl.Series(mask))
+    if unique:
+        bad = bad.unique(maintain_order=True)
+    return bad.head(_SHOWN).to_list()
+
+
+# ---------------------------------------------------------------- catalog
+
+
+def check_catalog(catalog: pl.DataFrame, label: str = "catalog") -> pl.DataFrame:
+    """Check a catalog frame: a ``variant_id`` column, at least one row, no null or duplicate
+    ids. Returns it with ``variant_id`` cast to strings and moved first."""
+    if not isinstance(catalog, pl.DataFrame):
+        raise DataError(
+            f"{label} must be a polars DataFrame or a parquet/CSV path, got "
+            f"{type(catalog).__name__}"
+        )
+    if VARIANT_ID not in catalog.columns:
+        raise DataError(
+            f"{label}: missing required column '{VARIANT_ID}' "
+            f"(present: {', '.join(catalog.columns) or 'none'})"
+        )
+    if catalog.height == 0:
+        raise DataError(f"{label} is empty (0 variants)")
+    ids = catalog[VARIANT_ID]
+    if ids.dtype.is_nested() or ids.dtype in (pl.Binary, pl.Null):
+        raise DataError(f"{label}: column '{VARIANT_ID}' must hold strings, got {ids.dtype}")
+    ids = ids.cast(pl.String)
+    if ids.null_count():
+        raise DataError(
+            f"{label}: column '{VARIANT_ID}': null ids in {_rows(ids.is_null().to_numpy(), 0)}"
+        )
+    dup = ids.is_duplicated()
+    if dup.any():
+        mask = dup.to_numpy()
+        raise DataError(
+            f"{label}: column '{VARIANT_ID}': duplicate ids in {_rows(mask, 0)}, "
+            f"e.g. {_values(_examples(ids, mask, unique=True))}"
+        )
+    return catalog.with_columns(ids).select(VARIANT_ID, pl.exclude(VARIANT_ID))
+
+
+def catalog_of_size(k: int) -> pl.DataFrame:
+    """The catalog inferred for integer actions ``0..k-1``: ``variant_id`` = ``"0".."k-1"``."""
+    return pl.DataFrame({VARIANT_ID: pl.int_range(k, eager=True).cast(pl.String)})
+
+
+# ---------------------------------------------------------------- columns
+
+
+def check_columns(
+    columns: Sequence[str],
+    *,
+    reward_column: str = REWARD,
+    required_context: Sequence[str] = (),
+) -> None:
+    """Required columns (``action``, the reward column, ``propensity``) and the context the
+    policy needs are present in ``columns`` (a schema check: no data read)."""
+    present = set(columns)
+    required = (ACTION, reward_column, PROPENSITY)
+    missing = [c for c in required if c not in present]
+    if missing:
+        names = ", ".join(f"'{c}'" for c in missing)
+        plural = "s" if len(missing) > 1 else ""
+        raise DataError(
+            f"missing required column{plural} {names} (present: {', '.join(columns) or 'none'})"
+        )
+    lacking = [c for c in dict.fromkeys(required_context) if c not in present]
+    if lacking:
+        names = ", ".join(f"'{c}'" for c in lacking)
+        plural = "s" if len(lacking) > 1 else ""
+        raise DataError(
+            f"missing context column{plural} {names} needed by the policy's features "
+            f"(present: {', '.join(columns)})"
+        )
+
+
+def _type_error(s: pl.Series, expected: str, offset: int) -> DataError:
+    """Wrong dtype: for text, point at the values that are not numbers."""
+    everything = np.ones(s.len(), dtype=bool)
+    if s.dtype == pl.String:
+        parsed = s.str.strip_chars().cast(pl.Float64, strict=False)
+        bad = (parsed.is_null() & s.is_not_null()).to_numpy()
+        if bad.any():
+            return _fail(s.name, f"expected {expected}, got text", bad, offset, _examples(s, bad))
+        return _fail(
+            s.name,
+            "numbers stored as text (cast the column to a numeric type)",
+            everything,
+            offset,
+            s.head(_SHOWN).to_list(),
+        )
+    shown = [str(v) for v in s.head(_SHOWN).to_list()]
+    return _fail(s.name, f"expected {expected}, got type {s.dtype}", everything, offset, shown)
+
+
+def _null_error(s: pl.Series, offset: int) -> DataError:
+    mask = s.is_null().to_numpy()
+    return _fail(s.name, "null values", mask, offset)
+
+
+def _float_column(s: pl.Series, offset: int, *, allow_bool: bool = False) -> NDArray[np.float64]:
+    """A numeric column as finite float64 ``(n,)`` (zero-copy if already Float64)."""
+    if not (s.dtype.is_numeric() or (allow_bool and s.dtype == pl.Boolean)):
+        raise _type_error(s, "numbers", offset)
+    if s.null_count():
+        raise _null_error(s, offset)
+    x = s.cast(pl.Float64).to_numpy() if s.dtype != pl.Float64 else s.to_numpy()
+    if not np.isfinite(np.add.reduce(x)):  # NaN / inf propagate (overflow falls through)
+        bad = ~np.isfinite(x)
+        if bad.any():
+            raise _fail(s.name, "NaN or infinite values", bad, offset, x[bad][:_SHOWN].tolist())
+    return x
+
+
+def _action_index(
+    s: pl.Series, catalog: pl.DataFrame | None, offset: int
+) -> tuple[NDArray[np.int64], pl.DataFrame, bool]:
+    """Map ``action`` to indices ``(n,)`` into the catalog (inferred if None)."""
+    dtype = s.dtype
+    categorical = dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)
+    if not (dtype.is_integer() or dtype.is_float() or categorical):
+        raise _type_error(s, "integer indices or variant id strings", offset)
+    if s.null_count():
+        raise _null_error(s, offset)
+    if categorical:
+        if catalog is None:
+            raise DataError(
+                f"column '{ACTION}' holds variant ids ({dtype}) but no catalog was given: "
+                f"pass catalog= (a frame or parquet/CSV file with '{VARIANT_ID}')"
+            )
+        ids = catalog[VARIANT_ID]
+        levels = ids.to_list()
+        if isinstance(dtype, pl.Enum) and dtype.categories.to_list() == levels:
+            return s.to_physical().cast(pl.Int64).to_numpy(), catalog, False
+        text = s.cast(pl.String)
+        codes = text.cast(pl.Enum(levels), strict=False)
+        if codes.null_count():
+            bad = codes.is_null().to_numpy()
+            raise _fail(
+                ACTION,
+                f"variant ids not in the catalog ({len(levels)} variants)",
+                bad,
+                offset,
+                _examples(text, bad, unique=True),
+            )
+        return codes.to_physical().cast(pl.Int64).to_numpy(), catalog, False
+    if dtype.is_float():
+        x = s.to_numpy()
+        integral = np.isfinite(x) & (x == np.round(x))
+        if not integral.all():
+            raise _fail(ACTION, "non-integer action indices", ~integral, offset, x[~integral][:3])
+        s = s.cast(pl.Int64)
+    a = s.to_numpy() if s.dtype == pl.Int64 else s.cast(pl.Int64).to_numpy()
+    inferred = catalog is None
+    if inferred:
+        lo = int(a.min())
+        if lo < 0:
+            bad = a < 0
+            raise _fail(
+                ACTION,
+                "negative action indices (no catalog given: actions index 0..max(action))",
+                bad,
+                offset,
+                np.unique(a[bad])[:_SHOWN].tolist(),
+            )
+        catalog = catalog_of_size(int(a.max()) + 1)
+    k = catalog.height
+    if not (a.min() >= 0 and a.max() < k):
+        bad = (a < 0) | (a >= k)
+        raise _fail(
+            ACTION,
+            f"action indices not in the catalog (K = {k}, valid 0..{k - 1})",
+            bad,
+            offset,
+            _examples(pl.Series(a), bad, unique=True),
+        )
+    return a, catalog, inferred
+
+
+def _decode_text_probs(s: pl.Series, offset: int) -> pl.Series:
+    """``action_probs`` stored as text ``"[0.1, 0.9]"`` (CSV) -> a list column."""
+    ok = s.str.contains(_JSON_LIST).fill_null(True).to_numpy()
+    if not ok.all():
+        raise _fail(
+            ACTION_PROBS, "text that is not a list of numbers", ~ok, offset, _examples(s, ~ok)
+        )
+    return s.str.json_decode(pl.List(pl.Float64))
+
+
+def _logging_probs(
+    s: pl.Series, action: NDArray[np.int64], propensity: NDArray[np.float64], k: int, offset: int
+) -> NDArray[np.float64]:
+    """``action_probs`` as ``(n, K)`` float64 rows summing to 1, agreeing with propensity."""
+    if s.dtype == pl.String:
+        s = _decode_text_probs(s, offset)
+    if not isinstance(s.dtype, pl.Array | pl.List) or not s.dtype.inner.is_numeric():
+        raise _type_error(s, f"arrays of {k} probabilities", offset)
+    if s.null_count():
+        raise _null_error(s, offset)
+    if isinstance(s.dtype, pl.List):
+        lengths = s.list.len().to_numpy()
+        if not (lengths.min() == k and lengths.max() == k):
+            bad = lengths != k
+            raise _fail(
+                ACTION_PROBS,
+                f"lists whose length is not the catalog size K = {k}",
+                bad,
+                offset,
+                [f"length {n}" for n in np.unique(lengths[bad])[:_SHOWN].tolist()],
+            )
+        s = s.list.to_array(k)
+    elif s.dtype.size != k:
+        raise _fail(
+            ACTION_PROBS,
+            f"arrays of {s.dtype.size} entries but the catalog has K = {k} variants",
+            np.ones(s.len(), dtype=bool),
+            offset,
+        )
+    if s.dtype.inner != pl.Float64:
+        s = s.cast(pl.Array(pl.Float64, k))
+    p = s.to_numpy()  # (n, K); inner nulls become NaN
+    if not p.min() >= 0.0:  # NaN fails the comparison
+        bad = ~(p >= 0.0)
+        rows = bad.any(axis=1)
+        first = p[rows][bad[rows]][:_SHOWN].tolist()
+        raise _fail(ACTION_PROBS, "negative, NaN or null entries", rows, offset, first)
+    sums = np.einsum("ij->i", p)
+    if not (sums.min() >= 1.0 - PROB_SUM_TOL and sums.max() <= 1.0 + PROB_SUM_TOL):
+        bad = np.abs(sums - 1.0) > PROB_SUM_TOL
+        raise _fail(
+            ACTION_PROBS,
+            f"rows that do not sum to 1 (tol {PROB_SUM_TOL:g}; sums shown)",
+            bad,
+            offset,
+            sums[bad][:_SHOWN].tolist(),
+        )
+    logged = p[np.arange(p.shape[0]), action]
+    gap = np.abs(logged - propensity)
+    if not gap.max() <= PROB_SUM_TOL:
+        bad = gap > PROB_SUM_TOL
+        pairs = [
+            f"{a:.6g} vs {b:.6g}"
+            for a, b in zip(logged[bad][:_SHOWN], propensity[bad][:_SHOWN], strict=True)
+        ]
+        raise _fail(
+            ACTION_PROBS,
+            f"probability of the logged action disagrees with '{PROPENSITY}' "
+            "(action_probs vs propensity)",
+            bad,
+            offset,
+            pairs,
+        )
+    return p
+
+
+def validate_log(
+    frame: pl.DataFrame,
+    catalog: pl.DataFrame | None,
+    *,
+    required_context: Sequence[str] = (),
+    reward_column: str = REWARD,
+    row_offset: int = 0,
+) -> LogArrays:
+    """Validate a decision log of ``n`` rows against a catalog of ``K`` variants.
+
+    Checks, in order: non-empty; required columns present; ``required_context`` columns
+    present and without nulls; the catalog (``variant_id``, no duplicates); types
+    (``reward`` numeric or boolean, ``propensity`` numeric, ``action`` integer or string);
+    no null / NaN / inf in the required columns; ``propensity`` in (0, 1]; every action in
+    the catalog; and, when present, ``action_probs`` rows of ``K`` non-negative entries
+    summing to 1 whose entry at the logged action equals ``propensity`` (within
+    :data:`~bandits.ope.validation.PROB_SUM_TOL`).
+
+    Args:
+        frame: the log (``n`` rows).
+        catalog: ``K`` variants with ``variant_id``; None infers ``0..max(action)`` from
+            integer actions.
+        required_context: context columns the policy needs.
+        reward_column: the column read as reward.
+        row_offset: global index of ``frame``'s first row (used in messages).
+
+    Returns:
+        :class:`LogArrays` with ``action (n,)``, ``reward (n,)``, ``propensity (n,)`` and
+        ``logging_probs (n, K)`` or None.
+
+    Raises:
+        DataError: one line naming the column, the problem and the first offending rows.
+    """
+    if frame.height == 0:
+        raise DataError(f"log is empty (0 rows; columns: {', '.join(frame.columns) or 'none'})")
+    check_columns(frame.columns, reward_column=reward_column, required_context=required_context)
+    for name in dict.fromkeys(required_context):
+        s = frame[name]
+        if s.null_count():
+            raise _null_error(s, row_offset)
+        if s.dtype.is_float() and s.is_nan().any():
+            raise _fail(name, "NaN values", s.is_nan().to_numpy(), row_offset)
+    if catalog is not None:
+        catalog = check_catalog(catalog)
+
+    convert = [ACTION, reward_column, PROPENSITY]
+    if ACTION_PROBS in frame.columns:
+        convert.append(ACTION_PROBS)
+    chunked = [frame[c].rechunk() for c in convert if frame[c].n_chunks() > 1]
+    if chunked:  # contiguous columns: the arrays below are views into the frame
+        frame = frame.with_columns(chunked)
+
+    reward = _float_column(frame[reward_column], row_offset, allow_bool=True)
+    propensity = _float_column(frame[PROPENSITY], row_offset)
+    if not (propensity.min() > 0.0 and propensity.max() <= 1.0):
+        bad = ~((propensity > 0.0) & (propensity <= 1.0))
+        raise _fail(
+            PROPENSITY, "values outside (0, 1]", bad, row_offset, propensity[bad][:_SHOWN].tolist()
+        )
+    action, catalog, inferred = _action_index(frame[ACTION], catalog, row_offset)
+    probs = None
+    if ACTION_PROBS in frame.columns:
+        probs = _logging_probs(frame[ACTION_PROBS], action, propensity, catalog.height, row_offset)
+    return LogArrays(
+        frame=frame,
+        catalog=catalog,
+        catalog_inferred=inferred,
+        action=action,
+        reward=reward,
+        propensity=propensity,
+        logging_probs=probs,
+    )
