@@ -86,7 +86,7 @@ def infer_features_lazy(
             raise DataError(f"context column '{c}' has unsupported type {schema[c]}; or {_HINT}")
     aggs: list[pl.Expr] = []
     for c in cats:
-        values = pl.col(c).cast(pl.String).drop_nulls().unique()
+        values = pl.col(c).drop_nulls().unique().cast(pl.String)  # unique first: cheap on Enum
         aggs.append(values.implode().alias(c))
     for c in nums:
         x = pl.col(c).cast(pl.Float64).fill_nan(None)

@@ -1,8 +1,8 @@
 """``iter_log_batches``: stream a parquet log larger than memory in validated row batches.
 
-Parts are read in order with :meth:`pyarrow.parquet.ParquetFile.iter_batches` and re-cut
-into batches of exactly ``batch_rows`` rows (the last may be shorter), so peak memory is
-about one batch plus one parquet row group, whatever the log's size. Everything that needs
+Parts are scanned lazily as one log and read in consecutive slices of exactly ``batch_rows``
+rows (the last may be shorter); polars decodes only the row groups a slice overlaps, so peak
+memory is about one batch plus one parquet row group, whatever the log's size. Everything that needs
 the whole log — the catalog size for integer actions without a catalog, and an inferred
 :class:`~bandits.features.FeatureSchema` — is computed up front by lazy aggregate queries
 over only the columns concerned, so every batch shares one catalog and one schema.
@@ -12,46 +12,25 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from bandits.data.context import infer_features_lazy
 from bandits.data.contract import ACTION, DEFAULT_COSTS, REWARD, LoggedData
-from bandits.data.io import PathLike, collect, collect_schema, reading, resolve_source, scan
+from bandits.data.io import PathLike, collect, collect_schema, resolve_source, scan
 from bandits.data.load import CatalogLike, FeaturesLike, assemble, plan_log, read_catalog
 from bandits.data.validate import catalog_of_size, validate_log
 from bandits.errors import ConfigError, DataError
 
 
-def _frames(files: Sequence[Path], columns: Sequence[str] | None, batch_rows: int):
-    """Polars frames of exactly ``batch_rows`` rows (last one shorter) across ``files``."""
-    pending: list[pl.DataFrame] = []
-    n_pending = 0
-    for f in files:
-        with reading("log", f):
-            batches = pq.ParquetFile(f).iter_batches(
-                batch_size=batch_rows, columns=list(columns) if columns is not None else None
-            )
-        while True:
-            with reading("log", f):
-                batch = next(batches, None)
-                if batch is None:
-                    break
-                part = pl.from_arrow(batch, rechunk=False)
-            assert isinstance(part, pl.DataFrame)
-            pending.append(part)
-            n_pending += part.height
-            while n_pending >= batch_rows:
-                with reading("log", f):  # parts with mismatched schemas fail here
-                    whole = pl.concat(pending, how="vertical", rechunk=False)
-                yield whole.slice(0, batch_rows)
-                rest = whole.slice(batch_rows)
-                pending, n_pending = ([rest] if rest.height else []), rest.height
-    if n_pending:
-        with reading("log", files[-1]):
-            yield pl.concat(pending, how="vertical", rechunk=False)
+def _frames(lf: pl.LazyFrame, label: str, total: int, batch_rows: int) -> Iterator[pl.DataFrame]:
+    """Consecutive slices of ``batch_rows`` rows (the last one shorter) of a parquet scan.
+
+    Polars pushes each slice down to the parquet reader, which uses the files' row counts to
+    decode only the row groups overlapping the slice.
+    """
+    for offset in range(0, total, batch_rows):
+        yield collect(lf.slice(offset, batch_rows), label)
 
 
 def _inferred_catalog(lf: pl.LazyFrame, schema: pl.Schema, label: str) -> pl.DataFrame | None:
@@ -111,10 +90,7 @@ def iter_log_batches(
         required_context=required_context,
         columns=columns,
     )
-    total = 0
-    for f in source.files:
-        with reading("log", f):
-            total += pq.ParquetFile(f).metadata.num_rows
+    total = int(collect(lf.select(pl.len()), source.label).item())  # from the footers
     if total == 0:
         raise DataError(f"log '{source.label}' is empty (0 rows)")
     shared_catalog, inferred = plan.catalog, False
@@ -125,9 +101,11 @@ def iter_log_batches(
         lf, plan.schema, plan.context_columns, source.label
     )
 
+    projected = lf if plan.read_columns is None else lf.select(plan.read_columns)
+
     def batches() -> Iterator[LoggedData]:
         offset = 0
-        for frame in _frames(source.files, plan.read_columns, int(batch_rows)):
+        for frame in _frames(projected, source.label, total, int(batch_rows)):
             arrays = validate_log(
                 frame,
                 shared_catalog,

@@ -35,7 +35,7 @@ def test_probabilities_are_distributions(name, small_spec, small_day):
         assert probs.shape == (len(ctx), small_spec.n_actions)
         assert np.all(probs >= 0)
         np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-9)
-        dec = policy.play(ctx, small_day.potential_reward)  # learn, then check again
+        policy.play(ctx, small_day.potential_reward)  # learn, then check again
 
 
 @pytest.mark.parametrize("name", NAMES)
