@@ -94,6 +94,17 @@ def plan_log(
         schema_f: FeatureSchema | None = as_feature_schema(features, "features")
     else:
         schema_f = metadata_features(metadata)
+    if schema_f is not None:
+        lacking = [c for c in schema_f.columns if c not in schema]
+        if lacking:
+            origin = (
+                "the given features" if features is not None else f"the features in '{metadata}'"
+            )
+            plural = "s" if len(lacking) > 1 else ""
+            raise DataError(
+                f"missing context column{plural} {', '.join(repr(c) for c in lacking)} "
+                f"needed by {origin} (present: {', '.join(names)})"
+            )
     explicit = tuple(context_columns) if context_columns is not None else ()
     needed = tuple(
         dict.fromkeys([*required_context, *explicit, *(schema_f.columns if schema_f else ())])

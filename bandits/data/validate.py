@@ -223,9 +223,8 @@ def _action_index(
         s = s.cast(pl.Int64)
     a = s.to_numpy() if s.dtype == pl.Int64 else s.cast(pl.Int64).to_numpy()
     inferred = catalog is None
-    if inferred:
-        lo = int(a.min())
-        if lo < 0:
+    if catalog is None:
+        if int(a.min()) < 0:
             bad = a < 0
             raise _fail(
                 ACTION,
@@ -287,12 +286,12 @@ def _logging_probs(
             np.ones(s.len(), dtype=bool),
             offset,
         )
-    if s.dtype.inner != pl.Float64:
+    if s.dtype != pl.Array(pl.Float64, k):
         s = s.cast(pl.Array(pl.Float64, k))
-    p = s.to_numpy()  # (n, K); inner nulls become NaN
+    p: NDArray[np.float64] = s.to_numpy()  # (n, K); inner nulls become NaN
     if not p.min() >= 0.0:  # NaN fails the comparison
         bad = ~(p >= 0.0)
-        rows = bad.any(axis=1)
+        rows = np.asarray(bad.any(axis=1))
         first = p[rows][bad[rows]][:_SHOWN].tolist()
         raise _fail(ACTION_PROBS, "negative, NaN or null entries", rows, offset, first)
     sums = np.einsum("ij->i", p)

@@ -337,7 +337,7 @@ CASES: dict[str, tuple[Case, str, str | None, str | None]] = {
                 json.dumps({"features": {"categorical": {"channel": ["email", "sms"]}}})
             )
         ),
-        "missing context column 'channel' needed by the policy's features",
+        "missing context column 'channel' needed by the features in '",
         "channel",
         None,
     ),

@@ -190,3 +190,15 @@ def test_write_log_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert not (tmp_path / "new" / "fresh.parquet").exists()
     with pytest.raises(DataError, match=r"unsupported file type '\.txt'"):
         write_log(frame, tmp_path / "log.txt")
+
+
+def test_given_features_override_and_are_required(tmp_path: Path) -> None:
+    frame, catalog = variant_log()
+    schema = FeatureSchema.infer(frame, ["channel"])
+    data = load_log(frame, catalog, features=schema.to_dict())
+    assert data.features == schema
+    assert data.features.transform(data.frame).shape == (frame.height, 1 + 3)
+    with pytest.raises(DataError, match="missing context column 'channel' needed by the given"):
+        load_log(frame.drop("channel"), catalog, features=schema)
+    with pytest.raises(DataError, match="malformed 'features'"):
+        load_log(frame, catalog, features={"numeric": {"hour": {"centre": 1.0}}})
