@@ -35,3 +35,34 @@ def plot_online_curves(curves: Mapping[str, pl.DataFrame], title: str = "") -> F
     if title:
         fig.suptitle(title)
     return fig
+
+
+def plot_forest(table: pl.DataFrame, title: str = "", truth: float | None = None) -> Figure:
+    """Forest plot: one row per estimate with its interval.
+
+    ``table`` needs columns ``label``, ``value``, ``ci_low``, ``ci_high``; ``truth`` (if the
+    log carries the simulator's ground truth) is drawn as a vertical line.
+    """
+    n = table.height
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * n + 1.4), constrained_layout=True)
+    y = list(range(n))[::-1]
+    values = table["value"].to_numpy()
+    low, high = table["ci_low"].to_numpy(), table["ci_high"].to_numpy()
+    ax.errorbar(
+        values,
+        y,
+        xerr=[values - low, high - values],
+        fmt="o",
+        color="#1f4e79",
+        ecolor="#1f4e79",
+        capsize=3,
+    )
+    ax.set_yticks(y, table["label"].to_list())
+    if truth is not None:
+        ax.axvline(truth, color="#c0392b", ls="--", lw=1.2, label=f"true value {truth:.4f}")
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_xlabel("estimated policy value (95% interval)")
+    ax.grid(axis="x", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return fig

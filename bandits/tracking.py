@@ -257,8 +257,25 @@ def log_parquet(frame: pl.DataFrame, artifact_file: str) -> None:
 
 
 def log_input(frame: pl.DataFrame, name: str, source: str, context: str = "training") -> None:
-    """Record a dataset (schema, digest, source) as the run's input."""
-    ds = mlflow.data.from_polars(frame, source=source, name=name)
+    """Record a dataset (schema, digest, source path) as the run's input.
+
+    Enum/categorical columns are recorded as strings (MLflow's schema has no enum type).
+    """
+    import warnings
+
+    from mlflow.data.dataset_source_registry import get_registered_sources
+
+    cats = [c for c, dt in frame.schema.items() if isinstance(dt, pl.Enum | pl.Categorical)]
+    if cats:
+        frame = frame.with_columns(pl.col(cats).cast(pl.String))
+    local = next(
+        (s for s in get_registered_sources() if s.__name__ == "LocalArtifactDatasetSource"), None
+    )
+    uri = Path(source).resolve().as_uri() if "://" not in source else source
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        src = local(uri) if local is not None else uri
+        ds = mlflow.data.from_polars(frame, source=src, name=name)
     mlflow.log_input(ds, context=context)
 
 

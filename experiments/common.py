@@ -61,6 +61,20 @@ def resolved_config(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
+def policy_from_cfg(cfg: DictConfig):
+    """Build the configured policy (``cfg.policy``: ``name`` plus its settings)."""
+    from bandits.errors import ConfigError
+    from bandits.policies import make_policy
+
+    settings: dict[str, Any] = resolved_config(cfg.policy)
+    name = settings.pop("name", None)
+    if not name:
+        raise ConfigError("policy config needs a 'name'")
+    if settings.get("interactions") is not None:
+        settings["interactions"] = tuple(settings["interactions"])
+    return make_policy(str(name), settings)
+
+
 def job_name(cfg: DictConfig) -> str:
     """A readable run name from the job's overrides (e.g. ``policy=vw,seed=2``)."""
     try:

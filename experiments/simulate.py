@@ -16,19 +16,8 @@ import numpy as np
 from omegaconf import DictConfig
 
 from bandits.errors import ConfigError
-from bandits.policies import make_policy
 from bandits.simulate import Environment, audience_settings_from_dict, run_online
 from experiments import common
-
-
-def _policy_from_cfg(cfg: DictConfig):
-    settings: dict[str, Any] = common.resolved_config(cfg.policy)  # type: ignore[assignment]
-    name = settings.pop("name", None)
-    if not name:
-        raise ConfigError("policy config needs a 'name'")
-    if "interactions" in settings and settings["interactions"] is not None:
-        settings["interactions"] = tuple(settings["interactions"])
-    return make_policy(str(name), settings)
 
 
 def validate(cfg: DictConfig) -> tuple[Any, Any]:
@@ -42,7 +31,7 @@ def validate(cfg: DictConfig) -> tuple[Any, Any]:
     if int(cfg.eval_rounds) < 0:
         raise ConfigError(f"eval_rounds must be ≥ 0, got {cfg.eval_rounds}")
     audience = audience_settings_from_dict(common.resolved_config(cfg.audience))
-    policy = _policy_from_cfg(cfg)
+    policy = common.policy_from_cfg(cfg)
     return audience, policy
 
 
@@ -78,7 +67,7 @@ def simulate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
         t0 = time.perf_counter()
         result = run_online(
             Environment(audience, np.random.SeedSequence([int(cfg.seed), 0])),
-            _policy_from_cfg(cfg),
+            common.policy_from_cfg(cfg),
             rounds,
             np.random.SeedSequence([int(cfg.seed), 1]),
             eval_rounds=int(cfg.eval_rounds),

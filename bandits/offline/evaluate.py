@@ -1,0 +1,244 @@
+"""Off-policy evaluation of a fixed policy on a decision log.
+
+The target policy's probabilities on every logged context, ``pi (n, K)``, go to each
+estimator together with the logged ``reward``, ``action`` and ``propensity`` and, for the
+model-based estimators, a reward model's predictions ``q (n, K)`` (optionally cross-fitted).
+When the log carries the simulator's ground truth (``true_expected_reward``), the target's
+true value ``mean_i Σ_k pi[i, k] q*[i, k]`` is reported next to the estimates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from bandits.data.contract import LoggedData
+from bandits.errors import ConfigError
+from bandits.ope import ESTIMATORS, Estimate, OffPolicyEstimator, Stats, make_estimator
+from bandits.ope.reward_models import (
+    LogisticRewardModel,
+    RewardModel,
+    RidgeRewardModel,
+    cross_fit,
+)
+from bandits.policies.base import Contexts, Policy
+
+TRUTH_COLUMN = "true_expected_reward"
+REWARD_MODELS = {"ridge": RidgeRewardModel, "logistic": LogisticRewardModel}
+
+
+@dataclass
+class PolicyEvaluation:
+    """Estimates of one target policy's value on one log.
+
+    ``estimates`` maps estimator name to its :class:`~bandits.ope.Estimate`; ``true_value``
+    is the exact value when the log has simulator ground truth, else None.
+    """
+
+    policy: str
+    n: int
+    estimates: dict[str, Estimate]
+    true_value: float | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def table(self) -> pl.DataFrame:
+        """One row per estimator: value, stderr, interval and diagnostics."""
+        rows = []
+        for name, est in self.estimates.items():
+            rows.append(
+                {
+                    "policy": self.policy,
+                    "estimator": name,
+                    "value": est.value,
+                    "stderr": est.stderr,
+                    "ci_low": est.ci_low,
+                    "ci_high": est.ci_high,
+                    "n": est.n,
+                    **{k: float(v) for k, v in est.diagnostics.items()},
+                    "true_value": self.true_value,
+                }
+            )
+        return pl.DataFrame(rows)
+
+    def metrics(self) -> dict[str, float]:
+        """Flat metrics for tracking: ``<estimator>.value``, ``.ci_low``, ``.ess``, …"""
+        out: dict[str, float] = {}
+        for name, est in self.estimates.items():
+            out.update(
+                {
+                    f"{name}.value": est.value,
+                    f"{name}.stderr": est.stderr,
+                    f"{name}.ci_low": est.ci_low,
+                    f"{name}.ci_high": est.ci_high,
+                }
+            )
+            out.update({f"{name}.{k}": float(v) for k, v in est.diagnostics.items()})
+        if self.true_value is not None:
+            out["true_value"] = self.true_value
+        out.update({f"seconds.{k}": v for k, v in self.timings.items()})
+        return out
+
+
+def make_estimators(
+    names: Sequence[str], level: float = 0.95, interval: str = "analytic", seed: int = 0
+) -> list[OffPolicyEstimator]:
+    """Estimators by registry name (``ips``, ``snips``, ``dm``, ``dr``, …)."""
+    out = []
+    for name in names:
+        key = str(name).lower()
+        if key not in ESTIMATORS:
+            raise ConfigError(
+                f"unknown estimator '{name}' (known: {', '.join(sorted(ESTIMATORS))})"
+            )
+        out.append(make_estimator(key, level=level, interval=interval, seed=seed))
+    return out
+
+
+def contexts_of(data: LoggedData) -> Contexts:
+    """The log's contexts bound to its feature matrix ``X (n, d)``."""
+    return data.problem_spec().contexts(data.frame)
+
+
+def true_q(data: LoggedData) -> np.ndarray | None:
+    """``(n, K)`` ground-truth expected rewards if the log has them (simulated logs)."""
+    if TRUTH_COLUMN not in data.frame.columns:
+        return None
+    q = data.frame[TRUTH_COLUMN].to_numpy()
+    return np.asarray(q, dtype=np.float64).reshape(data.n, data.n_actions)
+
+
+def fit_reward_model(
+    data: LoggedData,
+    X: np.ndarray,
+    model: str = "ridge",
+    alpha: float = 1.0,
+    folds: int = 0,
+    seed: int = 0,
+) -> np.ndarray:
+    """Predictions ``q_hat (n, K)`` of a per-action reward model on the log's features;
+    ``folds ≥ 2`` cross-fits (each fold predicted by a model fitted on the others)."""
+    if model not in REWARD_MODELS:
+        raise ConfigError(f"unknown reward model '{model}' (known: {', '.join(REWARD_MODELS)})")
+    cls = REWARD_MODELS[model]
+    if folds and folds >= 2:
+        return cross_fit(
+            lambda: cls(alpha=alpha),
+            X,
+            data.action,
+            data.reward,
+            data.n_actions,
+            n_folds=folds,
+            seed=seed,
+        )
+    return cls(alpha=alpha).fit(X, data.action, data.reward, data.n_actions).predict(X)
+
+
+def evaluate_policy(
+    data: LoggedData,
+    policy: Policy,
+    estimators: Sequence[OffPolicyEstimator],
+    *,
+    reward_model: str = "ridge",
+    reward_model_alpha: float = 1.0,
+    cross_fit_folds: int = 0,
+    seed: int = 0,
+    ctx: Contexts | None = None,
+    reward_hat: np.ndarray | None = None,
+) -> PolicyEvaluation:
+    """Estimate the value of ``policy`` (already bound to ``data.problem_spec()``; trained
+    or not) on ``data`` with every estimator. ``ctx`` and ``reward_hat`` may be passed to
+    share them across several target policies."""
+    timings: dict[str, float] = {}
+    ctx = ctx if ctx is not None else contexts_of(data)
+    t0 = time.perf_counter()
+    pi = policy.action_probs(ctx)
+    timings["target_probs"] = time.perf_counter() - t0
+    needs_q = any(type(e).requires_reward_hat for e in estimators)
+    if needs_q and reward_hat is None:
+        t0 = time.perf_counter()
+        reward_hat = fit_reward_model(
+            data, ctx.X, reward_model, reward_model_alpha, cross_fit_folds, seed
+        )
+        timings["reward_model"] = time.perf_counter() - t0
+    estimates: dict[str, Estimate] = {}
+    t0 = time.perf_counter()
+    for est in estimators:
+        kwargs = {"reward_hat": reward_hat} if type(est).requires_reward_hat else {}
+        estimates[type(est).name] = est.estimate(
+            reward=data.reward,
+            action=data.action,
+            propensity=data.propensity,
+            target_probs=pi,
+            logging_probs=data.logging_probs,
+            **kwargs,
+        )
+    timings["estimators"] = time.perf_counter() - t0
+    q_star = true_q(data)
+    true_value = None if q_star is None else float((pi * q_star).sum(axis=1).mean())
+    return PolicyEvaluation(policy.name, data.n, estimates, true_value, timings)
+
+
+def evaluate_stream(
+    batches: Iterable[LoggedData],
+    policy: Policy,
+    estimators: Sequence[OffPolicyEstimator],
+    *,
+    reward_model: RewardModel | None = None,
+    reward_model_kind: str = "ridge",
+    reward_model_alpha: float = 1.0,
+) -> PolicyEvaluation:
+    """Evaluate a fixed ``policy`` on a log too large for memory, batch by batch.
+
+    Each batch contributes mergeable sufficient statistics (``estimator.partial``), which are
+    merged and finalised into the same estimates (analytic intervals) as on the whole log.
+    ``policy`` must already be bound (``policy.reset(first_batch.problem_spec(), seed)``).
+    The reward model for the model-based estimators is ``reward_model`` if given, else fitted
+    on the first batch. Memory is bounded by the batch size.
+    """
+    stats: dict[str, Stats] = {}
+    needs_q = any(type(e).requires_reward_hat for e in estimators)
+    truth_sum, truth_n, n, name = 0.0, 0, 0, policy.name
+    timings = {"target_probs": 0.0, "reward_model": 0.0, "estimators": 0.0}
+    for batch in batches:
+        ctx = contexts_of(batch)
+        t0 = time.perf_counter()
+        pi = policy.action_probs(ctx)
+        timings["target_probs"] += time.perf_counter() - t0
+        q = None
+        if needs_q:
+            t0 = time.perf_counter()
+            if reward_model is None:
+                cls = REWARD_MODELS[reward_model_kind]
+                reward_model = cls(alpha=reward_model_alpha).fit(
+                    ctx.X, batch.action, batch.reward, batch.n_actions
+                )
+            q = reward_model.predict(ctx.X)
+            timings["reward_model"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for est in estimators:
+            kwargs = {"reward_hat": q} if type(est).requires_reward_hat else {}
+            part = est.partial(
+                reward=batch.reward,
+                action=batch.action,
+                propensity=batch.propensity,
+                target_probs=pi,
+                logging_probs=batch.logging_probs,
+                **kwargs,
+            )
+            key = type(est).name
+            stats[key] = part if key not in stats else stats[key].merge(part)
+        timings["estimators"] += time.perf_counter() - t0
+        q_star = true_q(batch)
+        if q_star is not None:
+            truth_sum += float((pi * q_star).sum())
+            truth_n += batch.n
+        n += batch.n
+    if n == 0:
+        raise ConfigError("the log stream yielded no rows")
+    estimates = {type(e).name: e.finalize(stats[type(e).name]) for e in estimators}
+    true_value = truth_sum / truth_n if truth_n == n else None
+    return PolicyEvaluation(name, n, estimates, true_value, timings)
