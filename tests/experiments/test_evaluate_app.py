@@ -1,0 +1,136 @@
+"""The `evaluate` app end to end, through its command line, on a simulated log."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from bandits.data.io import write_log_dir
+from bandits.policies import make_policy
+from bandits.simulate import AudienceSettings, Environment, default_feature_schema, run_online
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def log_dir(tmp_path_factory) -> Path:
+    env = Environment(AudienceSettings(n_users=3000, impressions_per_day=1000), 3)
+    res = run_online(env, make_policy("uniform"), 4000, 1, eval_rounds=0)
+    d = tmp_path_factory.mktemp("logs") / "decision_log"
+    write_log_dir(
+        d,
+        res.log.drop("user_key"),
+        env.catalog.to_frame(),
+        metadata={"features": default_feature_schema().to_dict()},
+    )
+    return d
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.evaluate", *args, f"hydra.run.dir={tmp_path}/out"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def _runs(tmp_path: Path):
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return mlflow.search_runs(experiment_names=["evaluate"], output_format="list")
+
+
+def test_evaluate_fixed_policy_logs_estimates_inputs_and_plot(tmp_path, log_dir):
+    proc = _cli(tmp_path, f"logs={log_dir}", "policy=retargeting")
+    assert proc.returncode == 0, proc.stderr
+    (run,) = _runs(tmp_path)
+    assert run.info.status == "FINISHED"
+    m = run.data.metrics
+    for est in ("ips", "snips", "dm", "dr", "sndr", "switch_dr", "dros"):
+        assert {f"{est}.value", f"{est}.ci_low", f"{est}.ci_high", f"{est}.ess"} <= set(m)
+    truth = m["true_value"]
+    for est in ("ips", "snips", "dr", "sndr"):
+        assert m[f"{est}.ci_low"] <= truth <= m[f"{est}.ci_high"], est
+    (inp,) = run.inputs.dataset_inputs
+    assert "decision_log" in inp.dataset.source
+    import mlflow
+
+    arts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "plots")}
+    assert "plots/forest.png" in arts
+    assert run.data.params["resolved_mode"] == "fixed"
+
+
+def test_evaluate_learning_policy_trains_on_split_then_replays(tmp_path, log_dir):
+    proc = _cli(tmp_path, f"logs={log_dir}", "policy=linucb", "estimators=[ips,dr]")
+    assert proc.returncode == 0, proc.stderr
+    proc = _cli(tmp_path, f"logs={log_dir}", "policy=linucb", "mode=replay")
+    assert proc.returncode == 0, proc.stderr
+    assert "cannot support a verdict" in proc.stderr  # ~330 accepted events < 500
+    runs = {r.data.params["resolved_mode"]: r for r in _runs(tmp_path)}
+    assert set(runs) == {"train", "replay"}
+    assert runs["train"].data.params["evaluated_rows"] == str(
+        int(runs["train"].data.params["log_rows"]) // 2
+    )
+    assert runs["replay"].data.metrics["replay.supported"] == 0.0
+
+
+def test_streamed_evaluation(tmp_path, log_dir):
+    proc = _cli(
+        tmp_path,
+        f"logs={log_dir}",
+        "policy=fixed",
+        "stream.enabled=true",
+        "stream.batch_rows=700",
+        "estimators=[ips,snips]",
+    )
+    assert proc.returncode == 0, proc.stderr
+    (run,) = _runs(tmp_path)
+    assert run.data.tags["mode"] == "fixed-stream"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["logs=/no/such/log.parquet"], "error: logs: no such file or directory"),
+        ([], "error: logs is required"),
+        (["mode=train", "policy=uniform"], "error: mode=train needs a learning policy"),
+        (["estimators=[ips,magic]"], "error: unknown estimator 'magic'"),
+        (["policy=nope"], "error: unknown policy 'nope'"),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path, log_dir, args, message):
+    if not any(a.startswith("logs=") for a in args) and "logs is required" not in message:
+        args = [f"logs={log_dir}", *args]
+    proc = _cli(tmp_path, *args)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(message), proc.stderr
+
+
+def test_malformed_log_names_column_and_rows(tmp_path, log_dir):
+    frame = pl.read_parquet(log_dir / "decision_log.parquet")
+    bad = frame.with_columns(
+        pl.Series(
+            "propensity",
+            np.where(np.arange(frame.height) % 500 == 3, 0.0, frame["propensity"].to_numpy()),
+        )
+    )
+    path = tmp_path / "bad.parquet"
+    bad.write_parquet(path)
+    proc = _cli(tmp_path, f"logs={path}", f"catalog={log_dir / 'catalog.parquet'}")
+    assert proc.returncode == 2
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "propensity" in errors[0] and "rows [3, 503" in errors[0]
+    assert not (tmp_path / "mlflow.db").exists()
