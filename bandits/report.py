@@ -66,3 +66,87 @@ def plot_forest(table: pl.DataFrame, title: str = "", truth: float | None = None
     if title:
         ax.set_title(title)
     return fig
+
+
+def plot_lifts(comparisons: pl.DataFrame, title: str = "") -> Figure:
+    """Difference from the baseline with its 95% interval, one row per policy; the exact
+    (simulation) difference as a red cross where known. Columns: ``policy``, ``diff``,
+    ``ci_low``, ``ci_high``, ``verdict``, optional ``true_diff``."""
+    colors = {"better": "#1e8449", "worse": "#c0392b", "inconclusive": "#7f8c8d"}
+    n = comparisons.height
+    fig, ax = plt.subplots(figsize=(7.5, 0.55 * n + 1.5), constrained_layout=True)
+    for i, row in enumerate(comparisons.iter_rows(named=True)):
+        y = n - 1 - i
+        c = colors.get(row["verdict"], "#1f4e79")
+        ax.errorbar(
+            row["diff"],
+            y,
+            xerr=[[row["diff"] - row["ci_low"]], [row["ci_high"] - row["diff"]]],
+            fmt="o",
+            color=c,
+            ecolor=c,
+            capsize=3,
+        )
+        if row.get("true_diff") is not None:
+            ax.plot(row["true_diff"], y, "x", color="#c0392b", ms=7)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(
+        list(range(n))[::-1],
+        [f"{p} ({v})" for p, v in zip(comparisons["policy"], comparisons["verdict"], strict=True)],
+    )
+    ax.set_xlabel("reward per impression vs baseline (95% CI; x = exact truth)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(title or "Lift over the baseline")
+    return fig
+
+
+def plot_group_heatmap(groups: pl.DataFrame, value: str = "relative_lift") -> Figure:
+    """Heatmap of lift by policy (rows) and group (columns, grouped by dimension); cells
+    with a non-inconclusive verdict are marked ``+``/``−``."""
+    import numpy as np
+
+    policies = list(dict.fromkeys(groups["policy"].to_list()))
+    cols = list(dict.fromkeys(zip(groups["dimension"], groups["group"], strict=True)))
+    grid = np.full((len(policies), len(cols)), np.nan)
+    marks = [["" for _ in cols] for _ in policies]
+    index = {c: j for j, c in enumerate(cols)}
+    for row in groups.iter_rows(named=True):
+        i, j = policies.index(row["policy"]), index[(row["dimension"], row["group"])]
+        grid[i, j] = row[value]
+        marks[i][j] = {"better": "+", "worse": "−"}.get(row["verdict"], "")
+    lim = np.nanmax(np.abs(grid)) if np.isfinite(grid).any() else 1.0
+    fig, ax = plt.subplots(
+        figsize=(max(6.0, 0.55 * len(cols) + 2), 0.6 * len(policies) + 2.2), constrained_layout=True
+    )
+    im = ax.imshow(grid, cmap="RdYlGn", vmin=-lim, vmax=lim, aspect="auto")
+    ax.set_yticks(range(len(policies)), policies)
+    ax.set_xticks(
+        range(len(cols)), [f"{d}={g}" for d, g in cols], rotation=60, ha="right", fontsize=8
+    )
+    for i in range(len(policies)):
+        for j in range(len(cols)):
+            if marks[i][j]:
+                ax.text(j, i, marks[i][j], ha="center", va="center", fontsize=11, weight="bold")
+    fig.colorbar(im, ax=ax, label="relative lift vs baseline")
+    ax.set_title("Who gains, who loses (+/− = significant, Holm within each dimension)")
+    return fig
+
+
+def plot_tradeoff(values: pl.DataFrame) -> Figure:
+    """Reward per impression against unsubscribe rate, one point per policy. Columns:
+    ``policy``, ``value``, ``cost``."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5), constrained_layout=True)
+    for row in values.iter_rows(named=True):
+        ax.scatter(row["cost"], row["value"], s=60)
+        ax.annotate(
+            row["policy"],
+            (row["cost"], row["value"]),
+            textcoords="offset points",
+            xytext=(6, 4),
+            fontsize=9,
+        )
+    ax.set_xlabel("unsubscribes per impression (cost)")
+    ax.set_ylabel("reward per impression")
+    ax.grid(alpha=0.3)
+    ax.set_title("Reward gained vs customers lost")
+    return fig

@@ -1,0 +1,313 @@
+"""Paired comparisons of policies against a baseline, with verdicts that can say "we can't
+tell yet".
+
+Every comparison works on per-round *paired* terms: the same rounds (the same users, contexts
+and potential outcomes in simulation, thanks to common random numbers; the same logged rows
+offline, with doubly robust per-row terms). For a policy A and the baseline B the estimand is
+the mean per-round difference ``Δ = E[v_A - v_B]``.
+
+* **Interval.** Rounds of a learning policy are not independent (the policy changes as it
+  learns), so the standard error uses *batch means*: the rounds, in time order, are cut into
+  ``n_blocks`` contiguous blocks and ``se = sd(block means) / sqrt(n_blocks)``. Interval:
+  ``Δ ± z·se``; p-value: two-sided normal.
+* **Several policies.** Verdicts control the family-wise error rate over the policies
+  compared with the baseline by Holm's step-down method (Holm 1979): a policy is **better**
+  or **worse** only if its Holm-adjusted p-value is below ``alpha`` (sign from Δ); otherwise
+  **inconclusive**. Subgroup tables (segment, channel, …) are adjusted by Holm within each
+  dimension.
+* **What it would take.** The minimum detectable effect at this sample size (two-sided
+  ``alpha``, power ``1 - beta``) is ``MDE = (z_{1-alpha/2} + z_{1-beta})·se``; the rounds needed
+  to detect a lift ``L`` scale as ``n·(MDE / L)²``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from statistics import NormalDist
+
+import numpy as np
+import polars as pl
+
+BETTER, WORSE, INCONCLUSIVE = "better", "worse", "inconclusive"
+_N = NormalDist()
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Mean of paired per-round differences with a batch-means interval."""
+
+    diff: float
+    stderr: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n: int
+    n_blocks: int
+
+
+def paired_difference(
+    a: np.ndarray, b: np.ndarray, *, n_blocks: int = 50, level: float = 0.95
+) -> PairedDifference:
+    """Paired difference of per-round values ``a, b`` of shape ``(n,)`` (time order).
+
+    ``se`` is the batch-means standard error over ``min(n_blocks, n // 10)`` contiguous
+    blocks (at least 2); with fewer than 20 rounds the interval is infinite.
+    """
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    n = int(d.size)
+    blocks = min(int(n_blocks), n // 10)
+    mean = float(d.mean()) if n else float("nan")
+    if n < 20 or blocks < 2:
+        return PairedDifference(mean, math.inf, -math.inf, math.inf, 1.0, n, max(blocks, 0))
+    edges = np.linspace(0, n, blocks + 1).astype(np.int64)
+    sums = np.add.reduceat(d, edges[:-1])
+    means = sums / np.diff(edges)
+    # weight blocks by size (they differ by at most one round)
+    se = float(means.std(ddof=1) / math.sqrt(blocks))
+    if se == 0.0:
+        se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf
+    z = _N.inv_cdf(0.5 + level / 2)
+    if se == 0.0:
+        p = 1.0 if mean == 0 else 0.0
+        return PairedDifference(mean, 0.0, mean, mean, p, n, blocks)
+    p = math.erfc(abs(mean / se) / math.sqrt(2.0))
+    return PairedDifference(mean, se, mean - z * se, mean + z * se, p, n, blocks)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm step-down adjusted p-values (family-wise error control), same order as input."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def verdict(diff: float, p_adjusted: float, alpha: float) -> str:
+    if not math.isfinite(diff) or p_adjusted >= alpha:
+        return INCONCLUSIVE
+    return BETTER if diff > 0 else WORSE
+
+
+def mde(stderr: float, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Minimum detectable (absolute) difference at this standard error."""
+    return (_N.inv_cdf(1 - alpha / 2) + _N.inv_cdf(power)) * stderr
+
+
+@dataclass(frozen=True)
+class PolicyComparison:
+    """One policy against the baseline: observed paired difference, its verdict, the truth
+    (simulation only) and what a conclusive answer would take."""
+
+    policy: str
+    baseline: str
+    value: float
+    baseline_value: float
+    diff: float
+    relative_lift: float
+    stderr: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    p_adjusted: float
+    verdict: str
+    mde: float
+    n: int
+    rounds_needed: float
+    target_lift: float
+    true_diff: float | None
+    cost: float | None
+    baseline_cost: float | None
+    cost_diff: float | None
+    cost_ci_low: float | None
+    cost_ci_high: float | None
+
+    def sentence(self) -> str:
+        pct = f"{self.relative_lift:+.1%}" if math.isfinite(self.relative_lift) else "n/a"
+        interval = f"[{self.ci_low:+.4f}, {self.ci_high:+.4f}]"
+        if self.verdict == INCONCLUSIVE:
+            need = (
+                f"about {self.rounds_needed:,.0f} rounds would detect a {self.target_lift:.1%} lift"
+                if math.isfinite(self.rounds_needed)
+                else "more data is needed"
+            )
+            return (
+                f"{self.policy} vs {self.baseline}: we can't tell yet "
+                f"(difference {self.diff:+.4f}, 95% CI {interval}, smallest detectable "
+                f"{self.mde:.4f}; {need})."
+            )
+        return (
+            f"{self.policy} is {self.verdict} than {self.baseline}: {self.diff:+.4f} per round "
+            f"({pct}), 95% CI {interval}, Holm-adjusted p = {self.p_adjusted:.2g}."
+        )
+
+
+@dataclass(frozen=True)
+class PairedTerms:
+    """Per-round paired terms of one policy on the shared rounds: ``value (n,)`` (realised
+    reward in simulation, doubly robust term offline), optional ``truth (n,)`` (expected
+    reward, simulation) and ``cost (n,)`` (e.g. unsubscribes)."""
+
+    value: np.ndarray
+    truth: np.ndarray | None = None
+    cost: np.ndarray | None = None
+
+
+def compare_to_baseline(
+    terms: Mapping[str, PairedTerms],
+    baseline: str,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    target_lift: float = 0.05,
+    n_blocks: int = 50,
+) -> list[PolicyComparison]:
+    """Compare every policy in ``terms`` with ``baseline`` on their paired rounds.
+
+    ``target_lift`` is relative to the baseline's value (0.05 = a 5% lift) and sets
+    ``rounds_needed``. Verdicts are Holm-adjusted over the policies compared.
+    """
+    if baseline not in terms:
+        raise KeyError(f"baseline '{baseline}' is not among the compared policies {list(terms)}")
+    base = terms[baseline]
+    others = [k for k in terms if k != baseline]
+    level = 1 - alpha
+    diffs = {
+        k: paired_difference(terms[k].value, base.value, n_blocks=n_blocks, level=level)
+        for k in others
+    }
+    adjusted = dict(zip(others, holm([diffs[k].p_value for k in others]), strict=True))
+    base_value = float(np.mean(base.value))
+    out = []
+    for k in others:
+        d = diffs[k]
+        t = terms[k]
+        lift_abs = abs(target_lift * base_value)
+        m = mde(d.stderr, alpha, power)
+        needed = d.n * (m / lift_abs) ** 2 if lift_abs > 0 and math.isfinite(m) else math.inf
+        true_diff = None
+        if t.truth is not None and base.truth is not None:
+            true_diff = float(np.mean(t.truth) - np.mean(base.truth))
+        cost = base_cost = cost_diff = cost_low = cost_high = None
+        if t.cost is not None and base.cost is not None:
+            c = paired_difference(t.cost, base.cost, n_blocks=n_blocks, level=level)
+            cost, base_cost = float(np.mean(t.cost)), float(np.mean(base.cost))
+            cost_diff, cost_low, cost_high = c.diff, c.ci_low, c.ci_high
+        value = float(np.mean(t.value))
+        out.append(
+            PolicyComparison(
+                policy=k,
+                baseline=baseline,
+                value=value,
+                baseline_value=base_value,
+                diff=d.diff,
+                relative_lift=d.diff / base_value if base_value else math.nan,
+                stderr=d.stderr,
+                ci_low=d.ci_low,
+                ci_high=d.ci_high,
+                p_value=d.p_value,
+                p_adjusted=adjusted[k],
+                verdict=verdict(d.diff, adjusted[k], alpha),
+                mde=m,
+                n=d.n,
+                rounds_needed=needed,
+                target_lift=target_lift,
+                true_diff=true_diff,
+                cost=cost,
+                baseline_cost=base_cost,
+                cost_diff=cost_diff,
+                cost_ci_low=cost_low,
+                cost_ci_high=cost_high,
+            )
+        )
+    return out
+
+
+def comparisons_frame(comparisons: Sequence[PolicyComparison]) -> pl.DataFrame:
+    return pl.DataFrame([asdict(c) for c in comparisons])
+
+
+def group_lifts(
+    terms: Mapping[str, PairedTerms],
+    baseline: str,
+    groups: Mapping[str, np.ndarray],
+    *,
+    alpha: float = 0.05,
+    min_rounds: int = 200,
+    n_blocks: int = 20,
+) -> pl.DataFrame:
+    """Lift of every policy over ``baseline`` within each group of each dimension.
+
+    ``groups`` maps a dimension (``segment``, ``channel``, …) to per-round labels ``(n,)``
+    (strings; null/empty for rounds without a label). Groups with fewer than ``min_rounds``
+    rounds are reported without a verdict. Holm adjustment within each (policy, dimension).
+    Returns columns: policy, dimension, group, n, diff, ci_low, ci_high, relative_lift,
+    verdict, true_diff.
+    """
+    rows = []
+    base = terms[baseline]
+    for name, t in terms.items():
+        if name == baseline:
+            continue
+        for dim, labels in groups.items():
+            labels = np.asarray(labels, dtype=object)
+            present = sorted({str(x) for x in labels if x is not None and x != ""})
+            stats = []
+            for g in present:
+                mask = labels == g
+                d = paired_difference(
+                    t.value[mask], base.value[mask], n_blocks=n_blocks, level=1 - alpha
+                )
+                true_diff = None
+                if t.truth is not None and base.truth is not None:
+                    true_diff = float(np.mean(t.truth[mask] - base.truth[mask]))
+                b = float(np.mean(base.value[mask]))
+                stats.append((g, int(mask.sum()), d, b, true_diff))
+            testable = [s for s in stats if s[1] >= min_rounds]
+            adj = dict(
+                zip([s[0] for s in testable], holm([s[2].p_value for s in testable]), strict=True)
+            )
+            for g, n, d, b, true_diff in stats:
+                v = verdict(d.diff, adj[g], alpha) if g in adj else "too few rounds"
+                rows.append(
+                    {
+                        "policy": name,
+                        "dimension": dim,
+                        "group": g,
+                        "n": n,
+                        "diff": d.diff,
+                        "ci_low": d.ci_low,
+                        "ci_high": d.ci_high,
+                        "relative_lift": d.diff / b if b else math.nan,
+                        "verdict": v,
+                        "true_diff": true_diff,
+                    }
+                )
+    return pl.DataFrame(rows)
+
+
+def headline(comparisons: Sequence[PolicyComparison], focus: Sequence[str] = ()) -> str:
+    """The verdict in one sentence, about the ``focus`` policies (default: all)."""
+    chosen = [c for c in comparisons if not focus or c.policy in focus] or list(comparisons)
+    better = [c for c in chosen if c.verdict == BETTER]
+    worse = [c for c in chosen if c.verdict == WORSE]
+    unclear = [c for c in chosen if c.verdict == INCONCLUSIVE]
+    base = chosen[0].baseline if chosen else "the baseline"
+    parts = []
+    if better:
+        best = max(better, key=lambda c: c.diff)
+        parts.append(
+            f"{', '.join(c.policy for c in better)} beat{'s' if len(better) == 1 else ''} "
+            f"{base} (best: {best.policy}, {best.relative_lift:+.1%} per impression, "
+            f"95% CI [{best.ci_low:+.4f}, {best.ci_high:+.4f}])"
+        )
+    if worse:
+        parts.append(f"{', '.join(c.policy for c in worse)} did worse than {base}")
+    if unclear:
+        parts.append(f"for {', '.join(c.policy for c in unclear)} we can't tell yet")
+    return ("; ".join(parts) + ".") if parts else "Nothing to compare."

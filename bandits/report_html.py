@@ -1,0 +1,159 @@
+"""A self-contained HTML report of a comparison, for readers who do not read code.
+
+The figures are embedded as PNG data, so the single file can be opened from the MLflow UI's
+artifact view, attached to an email or archived.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import polars as pl
+from matplotlib.figure import Figure
+
+from bandits.compare import INCONCLUSIVE, PolicyComparison
+
+_CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:980px;margin:2em auto;
+color:#222;line-height:1.45;padding:0 1em}
+h1{font-size:1.5em;margin-bottom:.2em} .sub{color:#666;margin-top:0}
+.verdict{font-size:1.25em;background:#f4f6f8;border-left:6px solid #1f4e79;padding:.8em 1em}
+table{border-collapse:collapse;margin:1em 0;font-size:.92em}
+th,td{border-bottom:1px solid #ddd;padding:.35em .6em;text-align:right}
+th:first-child,td:first-child{text-align:left}
+.better{color:#1e8449;font-weight:600}.worse{color:#c0392b;font-weight:600}
+.inconclusive{color:#7f8c8d;font-weight:600}
+img{max-width:100%;margin:.5em 0} .note{color:#555;font-size:.9em}
+"""
+
+
+def _img(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode()
+    return f'<img alt="figure" src="data:image/png;base64,{data}">'
+
+
+def _fmt(x: float | None, spec: str = ".4f") -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    return format(x, spec)
+
+
+def comparison_table(comparisons: Sequence[PolicyComparison], has_truth: bool) -> str:
+    head = [
+        "policy",
+        "reward / impression",
+        "vs baseline",
+        "95% CI",
+        "relative",
+        "verdict",
+        "Holm p",
+        "unsubscribes / impr.",
+        "Δ unsubscribes",
+    ]
+    if has_truth:
+        head.insert(5, "exact Δ (simulator)")
+    rows = []
+    for c in comparisons:
+        cells = [
+            html.escape(c.policy),
+            _fmt(c.value),
+            _fmt(c.diff, "+.4f"),
+            f"[{_fmt(c.ci_low, '+.4f')}, {_fmt(c.ci_high, '+.4f')}]",
+            _fmt(c.relative_lift, "+.1%"),
+            f'<span class="{c.verdict}">{c.verdict}</span>',
+            _fmt(c.p_adjusted, ".2g"),
+            _fmt(c.cost, ".4f"),
+            _fmt(c.cost_diff, "+.4f"),
+        ]
+        if has_truth:
+            cells.insert(5, _fmt(c.true_diff, "+.4f"))
+        rows.append("<tr>" + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
+    return (
+        "<table><tr>"
+        + "".join(f"<th>{h}</th>" for h in head)
+        + "</tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
+def group_table(groups: pl.DataFrame, policy: str) -> str:
+    sub = groups.filter(pl.col("policy") == policy)
+    rows = []
+    for r in sub.iter_rows(named=True):
+        rows.append(
+            f"<tr><td>{html.escape(r['dimension'])} = {html.escape(str(r['group']))}</td>"
+            f"<td>{r['n']:,}</td><td>{_fmt(r['diff'], '+.4f')}</td>"
+            f"<td>[{_fmt(r['ci_low'], '+.4f')}, {_fmt(r['ci_high'], '+.4f')}]</td>"
+            f"<td>{_fmt(r['relative_lift'], '+.1%')}</td>"
+            f'<td><span class="{r["verdict"].split()[0]}">'
+            f"{html.escape(r['verdict'])}</span></td></tr>"
+        )
+    return (
+        "<table><tr><th>group</th><th>impressions</th><th>Δ reward</th><th>95% CI</th>"
+        "<th>relative</th><th>verdict</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
+def write_report(
+    path: str | Path,
+    *,
+    title: str,
+    subtitle: str,
+    headline: str,
+    comparisons: Sequence[PolicyComparison],
+    figures: Mapping[str, Figure],
+    groups: pl.DataFrame | None,
+    focus: Sequence[str],
+    method_notes: Sequence[str],
+) -> Path:
+    """Write the report to ``path`` (atomically) and return it."""
+    has_truth = any(c.true_diff is not None for c in comparisons)
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1><p class='sub'>{html.escape(subtitle)}</p>",
+        f"<p class='verdict'>{html.escape(headline)}</p>",
+        "<h2>Every policy against the baseline</h2>",
+        comparison_table(comparisons, has_truth),
+        "<ul>" + "".join(f"<li>{html.escape(c.sentence())}</li>" for c in comparisons) + "</ul>",
+    ]
+    unclear = [c for c in comparisons if c.verdict == INCONCLUSIVE]
+    if unclear:
+        parts.append("<h2>What a clear answer would take</h2><ul>")
+        for c in unclear:
+            parts.append(
+                f"<li>{html.escape(c.policy)}: the smallest difference this sample can detect is "
+                f"{_fmt(c.mde)} per impression (80% power); detecting a "
+                f"{c.target_lift:.0%} lift needs about {_fmt(c.rounds_needed, ',.0f')} "
+                f"impressions (this run: {c.n:,}).</li>"
+            )
+        parts.append("</ul>")
+    for name, fig in figures.items():
+        parts.append(f"<h2>{html.escape(name)}</h2>{_img(fig)}")
+    if groups is not None and groups.height:
+        parts.append("<h2>Who gains, who loses</h2>")
+        for p in focus:
+            if p in set(groups["policy"].to_list()):
+                parts.append(f"<h3>{html.escape(p)}</h3>{group_table(groups, p)}")
+    parts.append(
+        "<h2>How to read this</h2><ul class='note'>"
+        + "".join(f"<li>{html.escape(n)}</li>" for n in method_notes)
+        + "</ul>"
+    )
+    parts.append("</body></html>")
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(parts), encoding="utf-8")
+    tmp.replace(path)
+    return path
