@@ -9,7 +9,7 @@ the mean per-round difference ``Δ = E[v_A - v_B]``.
 * **Interval.** Rounds of a learning policy are not independent (the policy changes as it
   learns), so the standard error uses *batch means*: the rounds, in time order, are cut into
   ``n_blocks`` contiguous blocks and ``se = sd(block means) / sqrt(n_blocks)``. Interval:
-  ``Δ ± z·se``; p-value: two-sided normal.
+  ``Δ ± t_{B-1}·se``; p-value: two-sided Student t with ``B - 1`` degrees of freedom.
 * **Several policies.** Verdicts control the family-wise error rate over the policies
   compared with the baseline by Holm's step-down method (Holm 1979): a policy is **better**
   or **worse** only if its Holm-adjusted p-value is below ``alpha`` (sign from Δ); otherwise
@@ -47,13 +47,68 @@ class PairedDifference:
     n_blocks: int
 
 
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the regularised incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        m2 = 2 * m
+        for num in (
+            m * (b - m) * x / ((a + m2 - 1) * (a + m2)),
+            -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1)),
+        ):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-14:
+            break
+    return h
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta ``I_x(a, b)``."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    ln = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(ln) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(ln) * _betacf(b, a, 1.0 - x) / b
+
+
+def t_two_sided_p(t: float, df: float) -> float:
+    """Two-sided p-value of Student's t with ``df`` degrees of freedom."""
+    if not math.isfinite(t):
+        return 0.0
+    return _betainc(df / 2.0, 0.5, df / (df + t * t))
+
+
+def t_quantile(q: float, df: float) -> float:
+    """Quantile of Student's t (bisection on the CDF; ``q`` in (0.5, 1))."""
+    lo, hi = 0.0, 1e3
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if 1.0 - t_two_sided_p(mid, df) / 2.0 < q:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
 def paired_difference(
     a: np.ndarray, b: np.ndarray, *, n_blocks: int = 50, level: float = 0.95
 ) -> PairedDifference:
     """Paired difference of per-round values ``a, b`` of shape ``(n,)`` (time order).
 
     ``se`` is the batch-means standard error over ``min(n_blocks, n // 10)`` contiguous
-    blocks (at least 2); with fewer than 20 rounds the interval is infinite.
+    blocks (at least 2); intervals and p-values use Student's t with ``blocks - 1`` degrees
+    of freedom (honest when there are few blocks). With fewer than 20 rounds the interval is
+    infinite.
     """
     d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     n = int(d.size)
@@ -68,12 +123,13 @@ def paired_difference(
     se = float(means.std(ddof=1) / math.sqrt(blocks))
     if se == 0.0:
         se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf
-    z = _N.inv_cdf(0.5 + level / 2)
+    df = blocks - 1
+    crit = t_quantile(0.5 + level / 2, df)
     if se == 0.0:
         p = 1.0 if mean == 0 else 0.0
         return PairedDifference(mean, 0.0, mean, mean, p, n, blocks)
-    p = math.erfc(abs(mean / se) / math.sqrt(2.0))
-    return PairedDifference(mean, se, mean - z * se, mean + z * se, p, n, blocks)
+    p = t_two_sided_p(mean / se, df)
+    return PairedDifference(mean, se, mean - crit * se, mean + crit * se, p, n, blocks)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
