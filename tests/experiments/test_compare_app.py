@@ -1,0 +1,146 @@
+"""The `compare` app end to end through its command line (small runs)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bandits.data.io import write_log_dir
+from bandits.policies import make_policy
+from bandits.simulate import AudienceSettings, Environment, default_feature_schema, run_online
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ["audience=small", "rounds=1500", "eval_rounds=200", "~ladder.vw", "progress=false"]
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.compare",
+            *args,
+            f"hydra.run.dir={tmp_path}/out",
+            f"hydra.sweep.dir={tmp_path}/multi",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def _runs(tmp_path: Path):
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return mlflow.search_runs(experiment_names=["compare"], output_format="list")
+
+
+def test_comparison_parent_children_verdicts_report_and_resume(tmp_path):
+    proc = _cli(tmp_path, *SMALL, "seed=2")
+    assert proc.returncode == 0, proc.stderr
+    assert "VERDICT" in proc.stderr and "report.html" in proc.stderr
+    runs = _runs(tmp_path)
+    (parent,) = [r for r in runs if r.data.tags.get("run_kind") == "compare"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert parent.info.status == "FINISHED"
+    assert {c.data.tags["rung"] for c in children} == {
+        "one_for_all",
+        "segments",
+        "retargeting",
+        "linucb",
+    }
+    assert all(c.info.status == "FINISHED" for c in children)
+    tags, metrics = parent.data.tags, parent.data.metrics
+    for rung in ("one_for_all", "segments", "linucb"):
+        assert tags[f"verdict.{rung}"] in {"better", "worse", "inconclusive"}
+        assert metrics[f"{rung}.ci_low"] <= metrics[f"{rung}.diff"] <= metrics[f"{rung}.ci_high"]
+        assert f"{rung}.true_diff" in metrics and f"{rung}.rounds_needed" in metrics
+    assert tags["headline"].endswith(".")
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"report.html", "tables", "plots", "config.yaml"} <= arts
+    html = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=parent.info.run_id, artifact_path="report.html", dst_path=str(tmp_path / "a")
+        )
+    ).read_text()
+    assert "Every policy against the baseline" in html and "data:image/png;base64" in html
+    assert len(client.get_metric_history(children[0].info.run_id, "cumulative_regret")) > 50
+
+    # resume: the same configuration is skipped, a different seed is not
+    again = _cli(tmp_path, *SMALL, "seed=2")
+    assert again.returncode == 0 and "already finished" in again.stderr
+    assert len(_runs(tmp_path)) == len(runs)
+
+
+def test_sweep_over_scenarios_with_a_failing_job(tmp_path):
+    proc = _cli(
+        tmp_path,
+        "-m",
+        "experiment=segments_suffice,context_matters",
+        "baseline=segments,nope",
+        *SMALL,
+    )
+    assert proc.returncode != 0
+    assert "baseline 'nope' is not a ladder rung" in proc.stderr
+    runs = _runs(tmp_path)
+    sweep = [r for r in runs if r.data.tags.get("run_kind") == "sweep"]
+    assert len(sweep) == 1 and sweep[0].info.status == "FAILED"
+    jobs = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == sweep[0].info.run_id]
+    statuses = sorted(r.info.status for r in jobs)
+    assert statuses == ["FAILED", "FAILED", "FINISHED", "FINISHED"]
+    finished = [r for r in jobs if r.info.status == "FINISHED"]
+    assert {r.data.tags["scenario"] for r in finished} == {"segments_suffice", "context_matters"}
+
+
+@pytest.fixture(scope="module")
+def log_dir(tmp_path_factory) -> Path:
+    env = Environment(AudienceSettings(n_users=4000, impressions_per_day=2000), 5)
+    res = run_online(env, make_policy("uniform"), 12_000, 1, eval_rounds=0)
+    d = tmp_path_factory.mktemp("logs") / "decision_log"
+    write_log_dir(
+        d,
+        res.log.drop("user_key"),
+        env.catalog.to_frame(),
+        metadata={"features": default_feature_schema().to_dict()},
+    )
+    return d
+
+
+def test_comparison_on_logs(tmp_path, log_dir):
+    proc = _cli(tmp_path, "source=logs", f"logs={log_dir}", "~ladder.vw", "progress=false")
+    assert proc.returncode == 0, proc.stderr
+    (parent,) = [r for r in _runs(tmp_path) if r.data.tags.get("run_kind") == "compare"]
+    m = parent.data.metrics
+    for rung in ("one_for_all", "segments", "linucb"):
+        assert m[f"{rung}.ci_low"] <= m[f"{rung}.diff"] <= m[f"{rung}.ci_high"]
+        # the log carries the simulator's truth: the paired DR interval contains it
+        assert m[f"{rung}.ci_low"] <= m[f"{rung}.true_diff"] <= m[f"{rung}.ci_high"], rung
+    assert parent.inputs.dataset_inputs
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["baseline=nope"], "error: baseline 'nope' is not a ladder rung"),
+        (["experiment=nope"], "error: unknown experiment 'nope'"),
+        (["source=logs"], "error: source=logs needs logs=PATH"),
+        (["ladder.linucb.name=magic"], "error: unknown policy 'magic'"),
+    ],
+)
+def test_bad_input(tmp_path, args, message):
+    proc = _cli(tmp_path, *args)
+    assert proc.returncode == 2, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(message), proc.stderr
+    assert "Traceback" not in proc.stderr
