@@ -1,0 +1,876 @@
+"""Write the analyst notebooks (outputs cleared) from the cell sources below.
+
+    .venv/bin/python notebooks/build_notebooks.py          # (re)write notebooks/*.ipynb
+    .venv/bin/python notebooks/build_notebooks.py --check  # exit 1 if a notebook is stale
+
+Edit the sources here, not the .ipynb files, so the notebooks stay reviewable and their
+outputs stay out of git. ``tests/notebooks/test_notebooks.py`` executes both notebooks.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from textwrap import dedent
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+PARAMETERS_TAG = "parameters"  # papermill's convention: the cell a runner may replace
+
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+
+
+def md(cell_id: str, text: str) -> nbformat.NotebookNode:
+    return new_markdown_cell(dedent(text).strip(), id=cell_id)
+
+
+def code(cell_id: str, text: str, *, tags: tuple[str, ...] = ()) -> nbformat.NotebookNode:
+    cell = new_code_cell(dedent(text).strip(), id=cell_id)
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
+
+
+def notebook(cells: list[nbformat.NotebookNode]) -> nbformat.NotebookNode:
+    nb = new_notebook(cells=cells)
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+# --------------------------------------------------------------------------------------------
+# 01 — explore a decision log
+# --------------------------------------------------------------------------------------------
+
+EXPLORE = [
+    md(
+        "intro",
+        """
+        # Exploring a decision log
+
+        **Question:** in a log of messages a bandit (or any logging policy) sent — *who was shown
+        what, in which context did messages earn clicks, how did the logger randomise, what did
+        personal data cost in unsubscribes, and would a simple alternative policy (plain
+        retargeting) have earned more?*
+
+        A decision log has one row per message sent: the context the policy saw (segment,
+        weather, daypart, channel, last-viewed category, …), the `action` (variant id), the
+        realised `reward`, the `propensity` of the chosen variant, the logger's whole
+        distribution `action_probs`, and the cost `unsubscribed` (see the README, *The decision
+        log*).
+
+        **Data.** By default the notebook generates a small log itself: the built-in synthetic
+        audience, a uniform-random logger (every variant with probability 1/K — ideal for
+        off-policy evaluation), written in the simulate app's layout and read back with
+        `bandits.data.load_log`, so it runs anywhere without network or MLflow. To explore a real
+        log set `LOG_PATH` below to a file or directory, e.g. the `decision_log/` artifact
+        directory of a `python -m experiments.simulate` run
+        (`mlartifacts/<experiment id>/<run id>/artifacts/decision_log`). Simulation-only columns
+        (`true_expected_reward`) are used when present, to check the estimates against the truth.
+        """,
+    ),
+    code(
+        "parameters",
+        """
+        LOG_PATH = None  # None: generate a log; else a decision log file or directory
+        ROUNDS = 20000  # generated log: impression opportunities (2,000 per simulated day)
+        SEED = 1  # generated log: the seed of the audience and the logger; the target's seed
+        """,
+        tags=(PARAMETERS_TAG,),
+    ),
+    code(
+        "imports",
+        """
+        import tempfile
+        from pathlib import Path
+
+        import matplotlib.pyplot as plt
+        import numpy as np
+        import polars as pl
+
+        from bandits.data import load_log, write_log_dir
+        from bandits.ope import IPS, SNIPS
+        from bandits.policies import make_policy
+        from bandits.simulate import (
+            AudienceSettings,
+            Environment,
+            default_feature_schema,
+            run_online,
+        )
+
+        pl.Config.set_tbl_rows(30)
+        pl.Config.set_tbl_cols(16)
+        pl.Config.set_tbl_width_chars(160)
+        pl.Config.set_fmt_str_lengths(40)
+        pl.Config.set_float_precision(4)
+        Z95 = 1.959963984540054  # two-sided 95% normal quantile
+
+
+        def mean_ci(column: str) -> list[pl.Expr]:
+            \"\"\"n, mean and 95% normal interval of ``column`` (within each group).\"\"\"
+            x = pl.col(column).cast(pl.Float64)
+            se = x.std() / pl.len().cast(pl.Float64).sqrt()
+            return [
+                pl.len().alias("n"),
+                x.mean().alias("mean"),
+                (x.mean() - Z95 * se).alias("ci_low"),
+                (x.mean() + Z95 * se).alias("ci_high"),
+            ]
+
+
+        def levels(s: pl.Series) -> list[str]:
+            \"\"\"The values of a column in their natural order (enum order, else sorted).\"\"\"
+            present = set(s.cast(pl.String).drop_nulls().unique().to_list())
+            if isinstance(s.dtype, pl.Enum):
+                return [c for c in s.dtype.categories.to_list() if c in present]
+            return sorted(present)
+
+
+        def crosstab(df: pl.DataFrame, row: str, col: str, agg: pl.Expr) -> pl.DataFrame:
+            \"\"\"``agg`` per (row, col): rows: ``row`` levels, columns: ``col`` levels.\"\"\"
+            table = (
+                df.group_by(row, col)
+                .agg(agg.alias("value"))
+                .with_columns(pl.col(row).cast(pl.String), pl.col(col).cast(pl.String))
+                .pivot(on=col, index=row, values="value")
+            )
+            order = pl.DataFrame({row: levels(df[row])})
+            cols = [c for c in levels(df[col]) if c in table.columns]
+            return order.join(table, on=row, how="left").select(row, *cols)
+
+
+        def heatmap(ax, table: pl.DataFrame, title: str, fmt: str = "{:.2f}") -> None:
+            \"\"\"A crosstab as an annotated heatmap (first column: the row labels).\"\"\"
+            values = table.select(table.columns[1:]).to_numpy().astype(float)
+            image = ax.imshow(values, cmap="viridis", aspect="auto")
+            ax.set_xticks(range(values.shape[1]), table.columns[1:], rotation=40, ha="right")
+            ax.set_yticks(range(values.shape[0]), table[:, 0].to_list())
+            for (i, j), v in np.ndenumerate(values):
+                if np.isfinite(v):
+                    ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=7, color="w")
+            ax.set_title(title)
+            plt.colorbar(image, ax=ax, shrink=0.8)
+
+
+        def bars(ax, table: pl.DataFrame, label: str, title: str) -> None:
+            \"\"\"Means with 95% intervals (``mean_ci`` columns) as bars with error bars.\"\"\"
+            mean = table["mean"].to_numpy()
+            err = np.vstack([mean - table["ci_low"].to_numpy(), table["ci_high"].to_numpy() - mean])
+            names = table[label].cast(pl.String).to_list()
+            ax.bar(names, mean, yerr=np.clip(err, 0, None), capsize=3, color="tab:blue")
+            ax.set_title(title)
+            ax.tick_params(axis="x", rotation=40)
+        """,
+    ),
+    md(
+        "load-md",
+        """
+        ## 1. The log
+
+        With `LOG_PATH = None` we simulate `ROUNDS` impression opportunities on the built-in
+        audience (`configs/audience/default.yaml`) with the `uniform` policy as logger — seeded
+        exactly like `python -m experiments.simulate policy=uniform seed=SEED` — and write it
+        like the app does (`decision_log.parquet`, `catalog.parquet`, `metadata.json`; no user
+        key) into a fresh temporary directory. `load_log` validates it (propensities in (0, 1],
+        `action_probs` rows summing to 1 and matching the propensity, actions in the catalog).
+        """,
+    ),
+    code(
+        "load",
+        """
+        if LOG_PATH is None:
+            settings = AudienceSettings()  # the built-in audience
+            env = Environment(settings, np.random.SeedSequence([SEED, 0]))
+            result = run_online(
+                env,
+                make_policy("uniform"),
+                ROUNDS,
+                np.random.SeedSequence([SEED, 1]),
+                eval_rounds=0,
+            )
+            log_source = write_log_dir(
+                Path(tempfile.mkdtemp(prefix="decision_log_")),
+                result.log.drop("user_key"),  # like the app: no user identifier in the log
+                env.catalog.to_frame(),
+                metadata={
+                    "features": default_feature_schema().to_dict(),
+                    "reward": settings.response.reward,
+                    "rounds": ROUNDS,
+                    "policy": "uniform",
+                },
+            )
+        else:
+            log_source = Path(LOG_PATH)
+
+        data = load_log(log_source)
+        catalog = data.catalog
+        print(f"log: {data.source}")
+        print(f"{data.n:,} decisions over {data.n_actions} variants")
+        print(f"context columns: {', '.join(data.context_columns)}")
+        print(f"cost columns: {', '.join(data.cost_columns) or '(none)'}")
+        print(f"logger's action_probs: {'yes' if data.logging_probs is not None else 'no'}")
+        catalog
+        """,
+    ),
+    md(
+        "enrich-md",
+        """
+        Each row gets the chosen variant's catalog features. A retargeting variant's category
+        is `last_viewed` in the catalog — it shows whatever the user last browsed — so its
+        *effective* category is the row's `last_viewed_category`.
+        """,
+    ),
+    code(
+        "enrich",
+        """
+        variant_features = [
+            c for c in ("category", "tone", "discount", "personal_dims") if c in catalog.columns
+        ]
+        chosen = np.asarray(data.action_ids)[data.action]
+        log = data.frame.with_columns(pl.Series("variant", chosen)).join(
+            catalog.select(pl.col("variant_id").alias("variant"), *variant_features),
+            on="variant",
+            how="left",
+        )
+        if {"category", "last_viewed_category"} <= set(log.columns):
+            log = log.with_columns(
+                pl.when(pl.col("category") == "last_viewed")
+                .then(pl.col("last_viewed_category").cast(pl.String))
+                .otherwise(pl.col("category"))
+                .alias("shown_category")
+            )
+        log.head(5)
+        """,
+    ),
+    md(
+        "who-md",
+        """
+        ## 2. Who saw what
+
+        Share of each variant among the messages sent to each segment and on each channel
+        (columns sum to 1). A uniform logger shows the same ~1/K everywhere; a learning policy's
+        log shows what it learned to send to whom — and where it stopped exploring.
+        """,
+    ),
+    code(
+        "who",
+        """
+        by = [c for c in ("segment", "channel") if c in log.columns]
+        fig, axes = plt.subplots(1, len(by), figsize=(6.5 * len(by), 5), squeeze=False)
+        for ax, dim in zip(axes[0], by, strict=True):
+            counts = crosstab(log, "variant", dim, pl.len())
+            shares = counts.with_columns(
+                (pl.col(c).fill_null(0) / pl.col(c).fill_null(0).sum()) for c in counts.columns[1:]
+            )
+            heatmap(ax, shares, f"share of messages by variant within each {dim}")
+        fig.tight_layout()
+        plt.show()
+        crosstab(log, "variant", "segment", pl.len()) if "segment" in log.columns else None
+        """,
+    ),
+    md(
+        "reward-md",
+        """
+        ## 3. Reward by context
+
+        Mean reward (click rate by default) with 95% intervals. Under a uniform logger these
+        are unbiased looks at the truth model: the *weather × category* table is the weather
+        effect on each product category (rain favours home, sun favours sports, …), the
+        *daypart*, *channel* and *days since view* panels the main context effects. Under a
+        learning logger they mix the context effect with what the policy chose to send.
+        """,
+    ),
+    code(
+        "reward-weather",
+        """
+        if {"weather", "shown_category"} <= set(log.columns):
+            fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+            heatmap(
+                axes[0],
+                crosstab(log, "weather", "shown_category", pl.col("reward").mean()),
+                "mean reward: weather × category of the chosen variant",
+                "{:.3f}",
+            )
+            heatmap(
+                axes[1],
+                crosstab(log, "weather", "shown_category", pl.len()),
+                "messages sent",
+                "{:.0f}",
+            )
+            fig.tight_layout()
+            plt.show()
+        """,
+    ),
+    code(
+        "reward-context",
+        """
+        if "days_since_view" in log.columns:
+            recency = ["0", "1", "2-3", "4-7", "8-14", "15+"]
+            d = pl.col("days_since_view")
+            log = log.with_columns(
+                pl.when(d <= 0)
+                .then(pl.lit("0"))
+                .when(d <= 1)
+                .then(pl.lit("1"))
+                .when(d <= 3)
+                .then(pl.lit("2-3"))
+                .when(d <= 7)
+                .then(pl.lit("4-7"))
+                .when(d <= 14)
+                .then(pl.lit("8-14"))
+                .otherwise(pl.lit("15+"))
+                .cast(pl.Enum(recency))
+                .alias("days_since_view_bucket")
+            )
+        dims = [c for c in ("daypart", "channel", "days_since_view_bucket") if c in log.columns]
+        reward_by = {d: log.group_by(d).agg(mean_ci("reward")).sort(d).drop_nulls(d) for d in dims}
+        fig, axes = plt.subplots(1, len(dims), figsize=(5 * len(dims), 3.8), squeeze=False)
+        for ax, dim in zip(axes[0], dims, strict=True):
+            bars(ax, reward_by[dim], dim, f"mean reward by {dim}")
+        fig.tight_layout()
+        plt.show()
+        pl.concat(
+            [
+                t.rename({dim: "level"}).with_columns(
+                    pl.col("level").cast(pl.String), pl.lit(dim).alias("dimension")
+                )
+                for dim, t in reward_by.items()
+            ]
+        ).select("dimension", "level", "n", "mean", "ci_low", "ci_high")
+        """,
+    ),
+    md(
+        "propensity-md",
+        """
+        ## 4. Propensities
+
+        Off-policy evaluation reweights each row by `target probability / propensity`, so the
+        smallest propensity bounds the largest weight, and a variant the logger never gives any
+        probability in some context cannot be evaluated there at all. We check the distribution
+        of the logged propensities, that each row's `action_probs` is a distribution matching
+        its propensity, and the logger's average probability of each variant.
+        """,
+    ),
+    code(
+        "propensity",
+        """
+        p = data.propensity
+        print(
+            f"propensity: min {p.min():.4g}, median {np.median(p):.4g}, max {p.max():.4g}; "
+            f"largest importance weight for a deterministic target: {1 / p.min():.1f}"
+        )
+        fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+        axes[0].hist(p, bins=40, color="tab:blue")
+        axes[0].set(title="logged propensities", xlabel="propensity", ylabel="decisions")
+        probs = data.logging_probs
+        if probs is not None:
+            rows = np.arange(data.n)
+            gap = np.abs(probs[rows, data.action] - p).max()
+            print(
+                f"action_probs: rows sum to 1 within {np.abs(probs.sum(axis=1) - 1).max():.1e}, "
+                f"match the propensity within {gap:.1e}; smallest probability of any variant "
+                f"{probs.min():.4g} ({(probs.min(axis=1) == 0).mean():.1%} of rows give some "
+                "variant zero probability)"
+            )
+            axes[1].barh(list(data.action_ids), probs.mean(axis=0), color="tab:blue")
+            axes[1].axvline(1 / data.n_actions, color="k", ls=":", label="1/K")
+            axes[1].set(title="logger's mean probability of each variant", xlabel="probability")
+            axes[1].legend()
+        else:
+            axes[1].set_axis_off()
+        fig.tight_layout()
+        plt.show()
+        pl.Series("propensity", p).describe()
+        """,
+    ),
+    md(
+        "cost-md",
+        """
+        ## 5. Unsubscribes by personal-data level
+
+        The cost side: a message that visibly uses personal data (`personal_dims`: 0 = generic,
+        1 = greets by first name, 2 = mentions the last-viewed item) makes more people
+        unsubscribe — and an unsubscribed user receives nothing more. Rate per message sent,
+        with 95% intervals.
+        """,
+    ),
+    code(
+        "cost",
+        """
+        if "unsubscribed" in log.columns and "personal_dims" in log.columns:
+            cost_by_level = (
+                log.group_by("personal_dims")
+                .agg(pl.col("unsubscribed").sum().alias("unsubscribes"), *mean_ci("unsubscribed"))
+                .with_columns(pl.col("ci_low").clip(lower_bound=0.0))  # a rate is ≥ 0
+                .sort("personal_dims")
+            )
+            cost_by_variant = (
+                log.group_by("variant", "personal_dims")
+                .agg(pl.col("unsubscribed").sum().alias("unsubscribes"), *mean_ci("unsubscribed"))
+                .sort("mean", descending=True)
+            )
+            fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+            bars(axes[0], cost_by_level, "personal_dims", "unsubscribe rate by personal_dims")
+            axes[1].barh(
+                cost_by_variant["variant"].to_list(),
+                cost_by_variant["mean"].to_numpy(),
+                color=[f"C{k}" for k in cost_by_variant["personal_dims"].to_list()],
+            )
+            axes[1].invert_yaxis()
+            axes[1].set(title="unsubscribe rate by variant (colour: personal_dims)")
+            fig.tight_layout()
+            plt.show()
+            display(cost_by_level)
+        else:
+            print("no 'unsubscribed' column or no 'personal_dims' in the catalog: skipped")
+        """,
+    ),
+    md(
+        "ips-md",
+        """
+        ## 6. Would plain retargeting have done better? A quick IPS estimate
+
+        The alternative: the `retargeting` policy (show people what they last looked at, else a
+        generic message of that category). Inverse propensity scoring estimates its value per
+        impression from this log alone: `mean(π(a_i | x_i) / p_i · r_i)`, with a 95% interval
+        (`bandits.ope.IPS`), and the self-normalised variant (SNIPS) beside it. Compare with the
+        logger's own mean reward. When the log comes from the simulator we also know the
+        *truth*: the expected reward of retargeting's choice on the same logged impressions.
+
+        Caveats: IPS is unbiased only if the propensities are right and the logger gave positive
+        probability to everything the target does (`unsupported_target_mass` = 0); it values
+        the decisions on *these* users and contexts, not the long-run effect of a different
+        policy (fewer unsubscribes, less fatigue). For the full ladder with paired intervals use
+        `python -m experiments.compare` (notebook 02).
+        """,
+    ),
+    code(
+        "ips",
+        """
+        spec = data.problem_spec()
+        target = make_policy("retargeting").reset(spec, SEED)
+        target_probs = target.action_probs(spec.contexts(data.frame))
+        arrays = {
+            "reward": data.reward,
+            "action": data.action,
+            "propensity": data.propensity,
+            "target_probs": target_probs,
+        }
+        ips = IPS().estimate(**arrays)
+        snips = SNIPS().estimate(**arrays)
+        se_logger = data.reward.std(ddof=1) / np.sqrt(data.n)
+        rows = [
+            {
+                "estimate": "logger (on-policy mean)",
+                "value": data.reward.mean(),
+                "ci_low": data.reward.mean() - Z95 * se_logger,
+                "ci_high": data.reward.mean() + Z95 * se_logger,
+            },
+            *(
+                {
+                    "estimate": f"retargeting, {e.estimator.upper()}",
+                    "value": e.value,
+                    "ci_low": e.ci_low,
+                    "ci_high": e.ci_high,
+                }
+                for e in (ips, snips)
+            ),
+        ]
+        truth = None
+        if "true_expected_reward" in data.frame.columns:  # simulation only
+            q = data.frame["true_expected_reward"].to_numpy()
+            truth = float((target_probs * q).sum(axis=1).mean())
+        estimates = pl.DataFrame(rows)
+
+        print(
+            f"IPS estimate of retargeting: {ips.value:.5f} "
+            f"(95% CI {ips.ci_low:.5f} to {ips.ci_high:.5f}, n={ips.n})"
+        )
+        print(f"logger's mean reward:        {data.reward.mean():.5f}")
+        if truth is not None:
+            print(f"true value of retargeting on these impressions: {truth:.5f}")
+        print(
+            "diagnostics: "
+            + ", ".join(f"{k} {v:.4g}" for k, v in ips.diagnostics.items() if np.isfinite(v))
+        )
+
+        fig, ax = plt.subplots(figsize=(8, 2.8))
+        y = np.arange(estimates.height)[::-1]
+        v = estimates["value"].to_numpy()
+        err = np.vstack([v - estimates["ci_low"].to_numpy(), estimates["ci_high"].to_numpy() - v])
+        ax.errorbar(v, y, xerr=err, fmt="o", capsize=4)
+        ax.set_yticks(y, estimates["estimate"].to_list())
+        if truth is not None:
+            ax.axvline(truth, color="tab:green", ls="--", label="truth (retargeting)")
+            ax.legend(loc="lower right")
+        ax.set(title="value per impression, 95% intervals", xlabel="mean reward")
+        fig.tight_layout()
+        plt.show()
+        estimates
+        """,
+    ),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# 02 — run a comparison from Python and read it back from MLflow
+# --------------------------------------------------------------------------------------------
+
+COMPARE = [
+    md(
+        "intro",
+        """
+        # Does hyper-personalization beat retargeting? — the comparison from Python
+
+        **Question:** on a given audience, does an individual contextual bandit (LinUCB, Vowpal
+        Wabbit) beat plain retargeting — by how much, how sure are we, and how fast does each
+        rung of the personalization ladder learn?
+
+        This notebook runs the `compare` app's job in-process — the same code as
+        `python -m experiments.compare …` — using Hydra's compose API on the repository's
+        `configs/`, then reads everything back from MLflow the way you would for any earlier
+        run: the parent run's verdict tags and lift metrics, and each rung's (child run's)
+        learning curves.
+
+        The ladder (`configs/compare.yaml`): `one_for_all` (A/B-test winner for everyone),
+        `segments` (Thompson sampling per segment), `retargeting` (the baseline), `linucb` and
+        `vw`. All rungs face the same users, contexts and potential outcomes (common random
+        numbers), so the differences are paired; verdicts are Holm-adjusted.
+
+        **Tracking.** With `TRACKING_URI = None` results go to a notebook-local SQLite store,
+        `mlruns/mlflow.db` next to the notebook (git-ignored), never to your main store. The
+        app resumes: re-running with the same configuration reads the finished run back
+        instead of computing it again.
+        """,
+    ),
+    code(
+        "parameters",
+        """
+        SCENARIO = None  # None: the default audience; or a preset from configs/experiment/
+        ROUNDS = 20000  # impression opportunities per rung
+        LADDER_DROP = []  # rungs to skip, e.g. ['vw'] (the `~ladder.vw` override)
+        SEED = 1  # the one seed: world, users, contexts, policies, evaluation
+        TRACKING_URI = None  # None: sqlite store in ./mlruns; or any MLflow tracking URI
+        EXTRA_OVERRIDES = []  # any other Hydra overrides, e.g. ['eval_rounds=2000']
+        """,
+        tags=(PARAMETERS_TAG,),
+    ),
+    code(
+        "imports",
+        """
+        import os
+        from pathlib import Path
+
+        import matplotlib.pyplot as plt
+        import mlflow
+        import numpy as np
+        import polars as pl
+        from hydra import compose, initialize_config_dir
+        from mlflow.tracking import MlflowClient
+        from omegaconf import OmegaConf
+
+        from experiments import compare as compare_app
+
+        pl.Config.set_tbl_rows(40)
+        pl.Config.set_tbl_cols(16)
+        pl.Config.set_tbl_width_chars(160)
+        pl.Config.set_fmt_str_lengths(60)
+        pl.Config.set_float_precision(4)
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+        CONFIG_DIR = Path(compare_app.__file__).resolve().parents[1] / "configs"
+        PRESETS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
+        if SCENARIO is not None and SCENARIO not in PRESETS:
+            raise ValueError(f"unknown SCENARIO {SCENARIO!r} (presets: {', '.join(PRESETS)})")
+        if TRACKING_URI is None:
+            store = Path.cwd() / "mlruns"
+            store.mkdir(exist_ok=True)
+            tracking_uri = f"sqlite:///{store / 'mlflow.db'}"
+        else:
+            tracking_uri = str(TRACKING_URI)
+        print(f"configs: {CONFIG_DIR}\\ntracking: {tracking_uri}\\npresets: {', '.join(PRESETS)}")
+        """,
+    ),
+    md(
+        "compose-md",
+        """
+        ## 1. Compose the configuration
+
+        The same overrides you would type on the command line. `~ladder.<rung>` deletes a rung;
+        a scenario preset (`experiment=…`) sets the audience's truth and the baseline.
+        """,
+    ),
+    code(
+        "compose",
+        """
+        overrides = [
+            f"rounds={ROUNDS}",
+            f"seed={SEED}",
+            f"tracking.uri='{tracking_uri}'",
+            "progress=false",
+        ]
+        if SCENARIO is not None:
+            overrides.append(f"experiment={SCENARIO}")
+        overrides += [f"~ladder.{rung}" for rung in LADDER_DROP]
+        overrides += list(EXTRA_OVERRIDES)
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose("compare", overrides=overrides)
+
+        rungs = list(cfg.ladder)
+        print("overrides:", " ".join(overrides))
+        print(f"audience: {cfg.audience.name}; baseline: {cfg.baseline}; focus: {list(cfg.focus)}")
+        print(f"experiment (MLflow): {cfg.tracking.experiment}")
+        print(OmegaConf.to_yaml(cfg.ladder))
+        """,
+    ),
+    md(
+        "run-md",
+        """
+        ## 2. Run the comparison
+
+        `compare_job(cfg, None)` is what `python -m experiments.compare` calls (no sweep parent):
+        it simulates every rung, logs one child run per rung and a parent run with the verdicts,
+        tables, plots and an HTML report. Its log (stderr) ends with the verdict. If this exact
+        configuration already finished in the store it is skipped and we read that run back.
+        """,
+    ),
+    code(
+        "run",
+        """
+        outcome = compare_app.compare_job(cfg, None)
+        run_id = outcome.get("run_id") or outcome["skipped"]
+        print(f"comparison run: {run_id}" + (" (resumed)" if "skipped" in outcome else ""))
+        # the app's plotting module switches matplotlib to the Agg backend: back to inline plots
+        %matplotlib inline
+        """,
+    ),
+    md(
+        "read-md",
+        """
+        ## 3. Read the results back from MLflow
+
+        The parent run carries the verdicts (`verdict.<rung>` tags, the `headline` tag) and for
+        every rung compared with the baseline `<rung>.diff`, `<rung>.ci_low`, `<rung>.ci_high`
+        (difference in reward per impression, 95% interval), `<rung>.true_diff` (the exact
+        difference — simulation only), the minimum detectable effect and the cost difference.
+        Its children — found by the tag `mlflow.parentRunId` — are the rungs.
+        """,
+    ),
+    code(
+        "read",
+        """
+        mlflow.set_tracking_uri(tracking_uri)
+        experiment = mlflow.get_experiment_by_name(str(cfg.tracking.experiment))
+        [parent] = mlflow.search_runs(
+            [experiment.experiment_id],
+            filter_string=f"attributes.run_id = '{run_id}'",
+            output_format="list",
+        )
+        children = mlflow.search_runs(
+            [experiment.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{run_id}'",
+            output_format="list",
+        )
+        children.sort(key=lambda r: rungs.index(r.data.tags["rung"]))
+        summary_keys = ["true_value", "regret", "unsubscribe_rate", "final_policy_value"]
+        pl.DataFrame(
+            [
+                {
+                    "rung": r.data.tags["rung"],
+                    "policy": r.data.tags.get("policy"),
+                    "status": r.info.status,
+                    **{k: r.data.metrics.get(k) for k in summary_keys},
+                }
+                for r in children
+            ]
+        )
+        """,
+    ),
+    code(
+        "headline",
+        """
+        tags = parent.data.tags
+        headline = tags["headline"]
+        print(f"Scenario: {tags['scenario']} (baseline: {tags['baseline']})")
+        print(f"Headline: {headline}")
+        """,
+    ),
+    md(
+        "lift-md",
+        """
+        ## 4. Lift over the baseline
+
+        One row per rung compared with the baseline: the verdict (`better` / `worse` only when
+        the Holm-adjusted p-value is below alpha, otherwise `inconclusive`), the difference in
+        reward per impression with its 95% interval, the exact difference the simulator knows,
+        and how many rounds a 5% lift would need.
+        """,
+    ),
+    code(
+        "lift",
+        """
+        metrics = parent.data.metrics
+        keys = ["value", "diff", "ci_low", "ci_high", "relative_lift", "p_adjusted", "true_diff"]
+        keys += ["mde", "rounds_needed", "cost_diff"]
+        lift = pl.DataFrame(
+            [
+                {
+                    "rung": rung,
+                    "verdict": tags[f"verdict.{rung}"],
+                    **{k: metrics.get(f"{rung}.{k}") for k in keys},
+                }
+                for rung in rungs
+                if f"verdict.{rung}" in tags
+            ],
+            schema_overrides={k: pl.Float64 for k in keys},
+        )
+
+        colours = {"better": "tab:green", "worse": "tab:red", "inconclusive": "tab:grey"}
+        fig, ax = plt.subplots(figsize=(8, 0.6 * lift.height + 1.6))
+        y = np.arange(lift.height)[::-1]
+        diff = lift["diff"].to_numpy()
+        err = np.vstack([diff - lift["ci_low"].to_numpy(), lift["ci_high"].to_numpy() - diff])
+        for i, verdict in enumerate(lift["verdict"].to_list()):
+            ax.errorbar(
+                diff[i], y[i], xerr=err[:, [i]], fmt="o", capsize=4, color=colours.get(verdict, "k")
+            )
+        if lift["true_diff"].is_not_null().any():
+            ax.scatter(
+                lift["true_diff"].to_numpy(),
+                y,
+                marker="x",
+                color="k",
+                zorder=3,
+                label="exact Δ (simulation truth)",
+            )
+            ax.legend(loc="best")
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_yticks(y, [f"{r} ({v})" for r, v in lift.select("rung", "verdict").rows()])
+        ax.set(
+            title=f"difference in reward per impression vs {tags['baseline']} (95% CI)",
+            xlabel="Δ mean reward per impression",
+        )
+        fig.tight_layout()
+        plt.show()
+        columns = ["rung", "verdict", "diff", "ci_low", "ci_high"]
+        for rung, verdict, d, lo, hi in lift.select(columns).rows():
+            ci = f"95% CI {lo:+.4f} to {hi:+.4f}"
+            print(f"{rung} vs {tags['baseline']}: {verdict}, Δ {d:+.4f} ({ci})")
+        lift
+        """,
+    ),
+    md(
+        "curves-md",
+        """
+        ## 5. Learning curves
+
+        Each child run logged its curves over rounds as MLflow metric histories: the exact
+        cumulative regret against the (myopic) oracle, and the running true value (mean
+        expected reward per round). A learner's regret curve bends as it learns; a flat slope
+        means it has stopped losing ground. Read with `MlflowClient.get_metric_history`.
+        """,
+    ),
+    code(
+        "curves",
+        """
+        client = MlflowClient()
+
+
+        def history(run_id: str, key: str) -> tuple[np.ndarray, np.ndarray]:
+            points = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
+            return np.array([m.step for m in points]), np.array([m.value for m in points])
+
+
+        fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+        for r in children:
+            rung = r.data.tags["rung"]
+            style = {"lw": 2.5} if rung == tags["baseline"] else {"lw": 1.3}
+            for ax, key in zip(axes, ("cumulative_regret", "true_value"), strict=True):
+                steps, values = history(r.info.run_id, key)
+                ax.plot(steps, values, label=rung, **style)
+        axes[0].set(title="cumulative regret (exact)", xlabel="round", ylabel="regret")
+        axes[1].set(title="running true value", xlabel="round", ylabel="mean expected reward")
+        axes[0].legend()
+        fig.tight_layout()
+        plt.show()
+        """,
+    ),
+    md(
+        "groups-md",
+        """
+        ## 6. For whom?
+
+        The parent run's `tables/group_lifts.csv` artifact: the lift of each rung over the
+        baseline within each segment, channel, weather and daypart (Holm-adjusted within each
+        dimension; groups with too few rounds get no verdict). Here: the groups with a verdict
+        other than `inconclusive`.
+        """,
+    ),
+    code(
+        "groups",
+        """
+        csv_path = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/tables/group_lifts.csv")
+        groups = pl.read_csv(csv_path)
+        counts = dict(groups["verdict"].value_counts().rows())
+        print(f"{groups.height} (rung, group) rows; verdicts: {counts}")
+        decided = groups.filter(pl.col("verdict").is_in(["better", "worse"]))
+        decided.sort("policy", "dimension", "diff")
+        """,
+    ),
+    md(
+        "next-md",
+        """
+        ## Where to look next
+
+        The parent run also holds `report.html` (the whole comparison for a product team) and
+        the plots; open the store in the MLflow UI with the command printed below. Try a
+        scenario preset (`SCENARIO = "individualization_wins"`, `"retargeting_wins"`, …) or
+        another seed: with common random numbers a verdict should not flip between seeds unless
+        the effect is near the minimum detectable one.
+        """,
+    ),
+    code(
+        "next",
+        """
+        print(f"report: {client.get_run(run_id).info.artifact_uri}/report.html")
+        print(f"mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1")
+        """,
+    ),
+]
+
+
+def build() -> dict[str, nbformat.NotebookNode]:
+    """The notebooks by file name (outputs empty)."""
+    return {
+        "01_explore_decision_log.ipynb": notebook(EXPLORE),
+        "02_compare_from_python.ipynb": notebook(COMPARE),
+    }
+
+
+def render(nb: nbformat.NotebookNode) -> str:
+    nbformat.validate(nb)
+    return nbformat.writes(nb) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    stale = []
+    for name, nb in build().items():
+        path = HERE / name
+        text = render(nb)
+        if "--check" in argv:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(name)
+        else:
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path}")
+    if stale:
+        print(f"stale (run notebooks/build_notebooks.py): {', '.join(stale)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
