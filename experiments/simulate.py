@@ -108,6 +108,12 @@ def simulate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
             f"  — run {run_id}",
             file=sys.stderr,
         )
+    if cfg.get("objective"):
+        if cfg.objective not in summary:
+            raise ConfigError(
+                f"objective '{cfg.objective}' is not a final metric ({', '.join(summary)})"
+            )
+        return float(summary[cfg.objective])  # what a tuning sweeper maximises
     return summary
 
 

@@ -155,3 +155,35 @@ def test_malformed_override_fails_cleanly(tmp_path):
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_optuna_tuning_example(tmp_path):
+    """The Optuna sweeper example (optional `tune` extra) maximises the exact true value."""
+    pytest.importorskip(
+        "hydra_plugins.hydra_optuna_sweeper",
+        reason="optional extra 'tune' (hydra-optuna-sweeper) not installed",
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.simulate",
+            "--config-name",
+            "tune_simulate",
+            "-m",
+            "hydra.sweeper.n_trials=2",
+            "rounds=400",
+            "audience=small",
+            "eval_rounds=100",
+            f"hydra.sweep.dir={tmp_path}/multi",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Best value" in proc.stdout + proc.stderr
+    assert (tmp_path / "multi" / "optimization_results.yaml").exists()
