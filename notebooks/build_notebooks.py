@@ -67,9 +67,10 @@ EXPLORE = [
         off-policy evaluation), written in the simulate app's layout and read back with
         `bandits.data.load_log`, so it runs anywhere without network or MLflow. To explore a real
         log set `LOG_PATH` below to a file or directory, e.g. the `decision_log/` artifact
-        directory of a `python -m experiments.simulate` run
-        (`mlartifacts/<experiment id>/<run id>/artifacts/decision_log`). Simulation-only columns
-        (`true_expected_reward`) are used when present, to check the estimates against the truth.
+        directory of a `python -m experiments.simulate` run (with the default local store:
+        `mlartifacts/<run id>/artifacts/decision_log`). Simulation-only columns
+        (`true_expected_reward`) are used when present, to check the estimates against the
+        truth.
         """,
     ),
     code(
@@ -90,6 +91,7 @@ EXPLORE = [
         import matplotlib.pyplot as plt
         import numpy as np
         import polars as pl
+        from matplotlib.patches import Patch
 
         from bandits.data import load_log, write_log_dir
         from bandits.ope import IPS, SNIPS
@@ -218,22 +220,33 @@ EXPLORE = [
     md(
         "enrich-md",
         """
-        Each row gets the chosen variant's catalog features. A retargeting variant's category
-        is `last_viewed` in the catalog — it shows whatever the user last browsed — so its
-        *effective* category is the row's `last_viewed_category`.
+        Each row gets the chosen variant's catalog features and its kind (`retargeting` if it
+        mentions the last-viewed item, else `generic`). A retargeting variant's category is
+        `last_viewed` in the catalog — it shows whatever the user last browsed — so its
+        *effective* category (`shown_category`) is the row's `last_viewed_category`.
         """,
     ),
     code(
         "enrich",
         """
         variant_features = [
-            c for c in ("category", "tone", "discount", "personal_dims") if c in catalog.columns
+            c
+            for c in ("category", "tone", "discount", "mentions_last_viewed", "personal_dims")
+            if c in catalog.columns
         ]
         chosen = np.asarray(data.action_ids)[data.action]
         log = data.frame.with_columns(pl.Series("variant", chosen)).join(
             catalog.select(pl.col("variant_id").alias("variant"), *variant_features),
             on="variant",
             how="left",
+        )
+        log = log.with_columns(
+            pl.when(pl.col("mentions_last_viewed"))
+            .then(pl.lit("retargeting"))
+            .otherwise(pl.lit("generic"))
+            .alias("message")
+            if "mentions_last_viewed" in log.columns
+            else pl.lit("all").alias("message")
         )
         if {"category", "last_viewed_category"} <= set(log.columns):
             log = log.with_columns(
@@ -278,9 +291,10 @@ EXPLORE = [
 
         Mean reward (click rate by default) with 95% intervals. Under a uniform logger these
         are unbiased looks at the truth model: the *weather × category* table is the weather
-        effect on each product category (rain favours home, sun favours sports, …), the
-        *daypart*, *channel* and *days since view* panels the main context effects. Under a
-        learning logger they mix the context effect with what the policy chose to send.
+        effect on each product category, the *daypart* and *channel* panels the main context
+        effects, and *days since the last view*, split by kind of message, the retargeting lift
+        that fades as the view gets older. Under a learning logger these numbers mix the
+        context effect with what the policy chose to send where.
         """,
     ),
     code(
@@ -325,11 +339,31 @@ EXPLORE = [
                 .cast(pl.Enum(recency))
                 .alias("days_since_view_bucket")
             )
-        dims = [c for c in ("daypart", "channel", "days_since_view_bucket") if c in log.columns]
+        dims = [c for c in ("daypart", "channel") if c in log.columns]
         reward_by = {d: log.group_by(d).agg(mean_ci("reward")).sort(d).drop_nulls(d) for d in dims}
-        fig, axes = plt.subplots(1, len(dims), figsize=(5 * len(dims), 3.8), squeeze=False)
-        for ax, dim in zip(axes[0], dims, strict=True):
+        if "days_since_view_bucket" in log.columns:  # by kind of message: the retargeting lift
+            for kind, part in log.group_by("message", maintain_order=True):
+                key = f"days_since_view, {kind[0]} messages"
+                reward_by[key] = (
+                    part.group_by("days_since_view_bucket")
+                    .agg(mean_ci("reward"))
+                    .sort("days_since_view_bucket")
+                    .rename({"days_since_view_bucket": key})
+                )
+        recency = sorted(k for k in reward_by if k.startswith("days_since_view"))
+        panels = len(dims) + bool(recency)
+        fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 3.8), squeeze=False)
+        for ax, dim in zip(axes[0], dims, strict=False):
             bars(ax, reward_by[dim], dim, f"mean reward by {dim}")
+        for key in recency:
+            t = reward_by[key]
+            mean, low, high = (t[c].to_numpy() for c in ("mean", "ci_low", "ci_high"))
+            x = t[key].cast(pl.String).to_list()
+            label = key.split(", ")[1]
+            axes[0, -1].errorbar(x, mean, yerr=[mean - low, high - mean], capsize=3, label=label)
+        if recency:
+            axes[0, -1].set(title="mean reward by days since the last view", xlabel="days")
+            axes[0, -1].legend()
         fig.tight_layout()
         plt.show()
         pl.concat(
@@ -363,8 +397,8 @@ EXPLORE = [
             f"largest importance weight for a deterministic target: {1 / p.min():.1f}"
         )
         fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
-        axes[0].hist(p, bins=40, color="tab:blue")
-        axes[0].set(title="logged propensities", xlabel="propensity", ylabel="decisions")
+        axes[0].hist(p, bins=np.linspace(0, 1, 41), color="tab:blue", log=True)
+        axes[0].set(title="logged propensities", xlabel="propensity", ylabel="decisions (log)")
         probs = data.logging_probs
         if probs is not None:
             rows = np.arange(data.n)
@@ -378,7 +412,7 @@ EXPLORE = [
             axes[1].barh(list(data.action_ids), probs.mean(axis=0), color="tab:blue")
             axes[1].axvline(1 / data.n_actions, color="k", ls=":", label="1/K")
             axes[1].set(title="logger's mean probability of each variant", xlabel="probability")
-            axes[1].legend()
+            axes[1].legend(loc="lower right")
         else:
             axes[1].set_axis_off()
         fig.tight_layout()
@@ -420,7 +454,10 @@ EXPLORE = [
                 color=[f"C{k}" for k in cost_by_variant["personal_dims"].to_list()],
             )
             axes[1].invert_yaxis()
-            axes[1].set(title="unsubscribe rate by variant (colour: personal_dims)")
+            levels_used = cost_by_level["personal_dims"].to_list()
+            handles = [Patch(color=f"C{k}", label=f"personal_dims = {k}") for k in levels_used]
+            axes[1].legend(handles=handles, loc="lower right")
+            axes[1].set(title="unsubscribe rate by variant", xlabel="unsubscribes per message")
             fig.tight_layout()
             plt.show()
             display(cost_by_level)
@@ -458,6 +495,7 @@ EXPLORE = [
             "action": data.action,
             "propensity": data.propensity,
             "target_probs": target_probs,
+            "logging_probs": data.logging_probs,  # None if the log has no action_probs
         }
         ips = IPS().estimate(**arrays)
         snips = SNIPS().estimate(**arrays)
@@ -496,6 +534,13 @@ EXPLORE = [
             "diagnostics: "
             + ", ".join(f"{k} {v:.4g}" for k, v in ips.diagnostics.items() if np.isfinite(v))
         )
+        unsupported = ips.diagnostics.get("unsupported_target_mass", 0.0)
+        if unsupported > 0:
+            print(
+                f"WARNING: {unsupported:.1%} of retargeting's choices had probability 0 under the "
+                "logger; IPS cannot see them and is biased. Evaluate on a log with exploration "
+                "(a uniform logger, or the policy's epsilon > 0)."
+            )
 
         fig, ax = plt.subplots(figsize=(8, 2.8))
         y = np.arange(estimates.height)[::-1]
@@ -562,17 +607,21 @@ COMPARE = [
         "imports",
         """
         import os
+        import warnings
         from pathlib import Path
 
         import matplotlib.pyplot as plt
-        import mlflow
         import numpy as np
         import polars as pl
         from hydra import compose, initialize_config_dir
-        from mlflow.tracking import MlflowClient
         from omegaconf import OmegaConf
 
         from experiments import compare as compare_app
+
+        with warnings.catch_warnings():  # tqdm's "IProgress not found" (no ipywidgets): harmless
+            warnings.simplefilter("ignore")
+            import mlflow
+            from mlflow.tracking import MlflowClient
 
         pl.Config.set_tbl_rows(40)
         pl.Config.set_tbl_cols(16)
@@ -726,7 +775,7 @@ COMPARE = [
                 if f"verdict.{rung}" in tags
             ],
             schema_overrides={k: pl.Float64 for k in keys},
-        )
+        ).with_columns(pl.col("rounds_needed").round(0).cast(pl.Int64))
 
         colours = {"better": "tab:green", "worse": "tab:red", "inconclusive": "tab:grey"}
         fig, ax = plt.subplots(figsize=(8, 0.6 * lift.height + 1.6))
@@ -804,9 +853,9 @@ COMPARE = [
         ## 6. For whom?
 
         The parent run's `tables/group_lifts.csv` artifact: the lift of each rung over the
-        baseline within each segment, channel, weather and daypart (Holm-adjusted within each
-        dimension; groups with too few rounds get no verdict). Here: the groups with a verdict
-        other than `inconclusive`.
+        baseline within each segment, channel, weather and daypart: the difference in reward per
+        impression, ▲ where the rung is better and ▼ where it is worse (Holm-adjusted within
+        each dimension), unmarked where we can't tell, `(few)` for groups too small to test.
         """,
     ),
     code(
@@ -816,8 +865,12 @@ COMPARE = [
         groups = pl.read_csv(csv_path)
         counts = dict(groups["verdict"].value_counts().rows())
         print(f"{groups.height} (rung, group) rows; verdicts: {counts}")
-        decided = groups.filter(pl.col("verdict").is_in(["better", "worse"]))
-        decided.sort("policy", "dimension", "diff")
+        marks = {"better": " ▲", "worse": " ▼", "too few rounds": " (few)"}
+        cells = [f"{d:+.4f}{marks.get(v, '')}" for d, v in groups.select("diff", "verdict").rows()]
+        shown = [r for r in rungs if r in set(groups["policy"])]
+        groups.with_columns(pl.Series("lift", cells)).pivot(
+            on="policy", index=["dimension", "group"], values="lift"
+        ).select("dimension", "group", *shown)
         """,
     ),
     md(
