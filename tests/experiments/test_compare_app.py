@@ -87,6 +87,7 @@ def test_sweep_over_scenarios_with_a_failing_job(tmp_path):
     proc = _cli(
         tmp_path,
         "-m",
+        "hydra/launcher=local_parallel",  # joblib workers: parent id must reach them
         "experiment=segments_suffice,context_matters",
         "baseline=segments,nope",
         *SMALL,
