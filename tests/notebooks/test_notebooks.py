@@ -36,6 +36,12 @@ def _builder():
     return module
 
 
+@pytest.fixture(autouse=True)
+def _runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kernel connection files go to the test's directory, not the user's Jupyter runtime."""
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / ".jupyter-runtime"))
+
+
 @pytest.fixture(scope="module")
 def kernel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A kernelspec running ipykernel on *this* interpreter (the venv), independent of any
@@ -55,7 +61,10 @@ def parameter_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def execute(name: str, parameters: str, cwd: Path, kernel_dir: Path) -> nbformat.NotebookNode:
-    """Run notebook ``name`` with its parameter cell replaced by ``parameters``, in ``cwd``."""
+    """Run notebook ``name`` with its parameter cell replaced by ``parameters``, in ``cwd``.
+
+    The kernel gets its own IPython directory (no user startup files or history) and the
+    inline plotting backend whatever ``MPLBACKEND`` the machine sets."""
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
@@ -69,6 +78,7 @@ def execute(name: str, parameters: str, cwd: Path, kernel_dir: Path) -> nbformat
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     env.pop("MLFLOW_TRACKING_URI", None)
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    env["IPYTHONDIR"] = str(cwd / ".ipython")
     client = NotebookClient(
         nb, km=km, timeout=CELL_TIMEOUT, resources={"metadata": {"path": str(cwd)}}
     )
@@ -107,7 +117,8 @@ def test_notebooks_are_generated_with_outputs_cleared() -> None:
     build = _builder()
     for name, nb in build.build().items():
         path = NOTEBOOKS / name
-        assert path.read_text(encoding="utf-8") == build.render(nb), (
+        stored_json = json.loads(path.read_text(encoding="utf-8"))
+        assert stored_json == json.loads(build.render(nb)), (
             f"{name} is stale: run notebooks/build_notebooks.py"
         )
         stored = nbformat.read(path, as_version=4)
@@ -177,8 +188,8 @@ def test_compare_from_python(tmp_path: Path, kernel_dir: Path) -> None:
     [parent] = top
     children = [r for r, p in parents.items() if p == parent]
     assert status[parent] == "FINISHED"
-    rung = {r: v for r, k, v in tags if k == "rung"}
-    assert sorted(rung[c] for c in children) == ["linucb", "retargeting", "segments"]
+    rung_of = {r: v for r, k, v in tags if k == "rung"}
+    assert sorted(rung_of[c] for c in children) == ["linucb", "retargeting", "segments"]
     assert all(status[c] == "FINISHED" for c in children)
     parent_tags = {k: v for r, k, v in tags if r == parent}
     assert parent_tags["headline"] == headline
