@@ -71,6 +71,9 @@ EXPLORE = [
         `mlartifacts/<run id>/artifacts/decision_log`). Simulation-only columns
         (`true_expected_reward`) are used when present, to check the estimates against the
         truth.
+
+        *Running it:* use a kernel on the project's `.venv` (see `notebooks/README.md`); headless:
+        `.venv/bin/jupyter execute notebooks/01_explore_decision_log.ipynb`.
         """,
     ),
     code(
@@ -588,7 +591,11 @@ COMPARE = [
         **Tracking.** With `TRACKING_URI = None` results go to a notebook-local SQLite store,
         `mlruns/mlflow.db` next to the notebook (git-ignored), never to your main store. The
         app resumes: re-running with the same configuration reads the finished run back
-        instead of computing it again.
+        instead of computing it again. With the defaults (20,000 rounds, five rungs) the run
+        takes a minute or two.
+
+        *Running it:* use a kernel on the project's `.venv` (see `notebooks/README.md`); headless:
+        `.venv/bin/jupyter execute notebooks/02_compare_from_python.ipynb`.
         """,
     ),
     code(
