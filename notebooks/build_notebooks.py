@@ -677,7 +677,8 @@ COMPARE = [
 
         rungs = list(cfg.ladder)
         print("overrides:", " ".join(overrides))
-        print(f"audience: {cfg.audience.name}; baseline: {cfg.baseline}; focus: {list(cfg.focus)}")
+        focus = [f for f in cfg.focus if f in rungs]  # the rungs the headline is about
+        print(f"audience: {cfg.audience.name}; baseline: {cfg.baseline}; focus: {focus}")
         print(f"experiment (MLflow): {cfg.tracking.experiment}")
         print(OmegaConf.to_yaml(cfg.ladder))
         """,
