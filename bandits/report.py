@@ -1,15 +1,22 @@
-"""Plots for runs and comparisons (matplotlib, headless)."""
+"""Plots for runs and comparisons.
+
+Figures are built with matplotlib's object API (:class:`~matplotlib.figure.Figure`), not
+pyplot, so importing this module never changes the user's plotting backend (notebooks keep
+inline plots) and nothing is registered in pyplot's global figure list.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import polars as pl
 from matplotlib.figure import Figure
+
+
+def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, constrained_layout: bool = True):
+    """``pyplot.subplots`` without pyplot: a standalone Figure and its axes."""
+    fig = Figure(figsize=figsize, layout="constrained" if constrained_layout else None)
+    return fig, fig.subplots(nrows, ncols)
 
 
 def plot_online_curves(curves: Mapping[str, pl.DataFrame], title: str = "") -> Figure:
@@ -19,7 +26,7 @@ def plot_online_curves(curves: Mapping[str, pl.DataFrame], title: str = "") -> F
     :meth:`bandits.simulate.OnlineResult.curves` (columns ``step``, ``cumulative_reward``,
     ``cumulative_regret``, ``cumulative_unsubscribes``).
     """
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
+    fig, axes = _subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
     panels = (
         ("cumulative_reward", "Cumulative reward"),
         ("cumulative_regret", "Cumulative regret vs oracle (exact)"),
@@ -44,7 +51,7 @@ def plot_forest(table: pl.DataFrame, title: str = "", truth: float | None = None
     log carries the simulator's ground truth) is drawn as a vertical line.
     """
     n = table.height
-    fig, ax = plt.subplots(figsize=(7.5, 0.45 * n + 1.4), constrained_layout=True)
+    fig, ax = _subplots(figsize=(7.5, 0.45 * n + 1.4), constrained_layout=True)
     y = list(range(n))[::-1]
     values = table["value"].to_numpy()
     low, high = table["ci_low"].to_numpy(), table["ci_high"].to_numpy()
@@ -74,7 +81,7 @@ def plot_lifts(comparisons: pl.DataFrame, title: str = "") -> Figure:
     ``ci_low``, ``ci_high``, ``verdict``, optional ``true_diff``."""
     colors = {"better": "#1e8449", "worse": "#c0392b", "inconclusive": "#7f8c8d"}
     n = comparisons.height
-    fig, ax = plt.subplots(figsize=(7.5, 0.55 * n + 1.5), constrained_layout=True)
+    fig, ax = _subplots(figsize=(7.5, 0.55 * n + 1.5), constrained_layout=True)
     for i, row in enumerate(comparisons.iter_rows(named=True)):
         y = n - 1 - i
         c = colors.get(row["verdict"], "#1f4e79")
@@ -115,7 +122,7 @@ def plot_group_heatmap(groups: pl.DataFrame, value: str = "relative_lift") -> Fi
         grid[i, j] = row[value]
         marks[i][j] = {"better": "+", "worse": "−"}.get(row["verdict"], "")
     lim = np.nanmax(np.abs(grid)) if np.isfinite(grid).any() else 1.0
-    fig, ax = plt.subplots(
+    fig, ax = _subplots(
         figsize=(max(6.0, 0.55 * len(cols) + 2), 0.6 * len(policies) + 2.2), constrained_layout=True
     )
     im = ax.imshow(grid, cmap="RdYlGn", vmin=-lim, vmax=lim, aspect="auto")
@@ -135,7 +142,7 @@ def plot_group_heatmap(groups: pl.DataFrame, value: str = "relative_lift") -> Fi
 def plot_tradeoff(values: pl.DataFrame) -> Figure:
     """Reward per impression against unsubscribe rate, one point per policy. Columns:
     ``policy``, ``value``, ``cost``."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.5), constrained_layout=True)
+    fig, ax = _subplots(figsize=(6.5, 4.5), constrained_layout=True)
     for row in values.iter_rows(named=True):
         ax.scatter(row["cost"], row["value"], s=60)
         ax.annotate(

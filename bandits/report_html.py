@@ -35,9 +35,6 @@ img{max-width:100%;margin:.5em 0} .note{color:#555;font-size:.9em}
 def _img(fig: Figure) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     data = base64.b64encode(buf.getvalue()).decode()
     return f'<img alt="figure" src="data:image/png;base64,{data}">'
 
