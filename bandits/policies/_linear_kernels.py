@@ -2,12 +2,20 @@
 
 State per arm k: ``A_inv[k] (d, d)`` = (ridge·I + Σ x xᵀ)⁻¹ kept by Sherman–Morrison,
 ``b[k] (d,)`` = Σ r x and ``theta[k] = A_inv[k] @ b[k]``. All arrays are C-contiguous float64.
+``A_inv[k]`` stays exactly symmetric: every update subtracts ``u uᵀ`` with
+``u = A_inv[k] x / sqrt(1 + xᵀ A_inv[k] x)`` and ``u_i u_j == u_j u_i`` in floating point.
 
 Scoring modes: ``MODE_UCB`` (LinUCB, Li et al. 2010): greedy on ``x·θ_k + α·sqrt(xᵀA_k⁻¹x)``
 with ties split equally; ``MODE_TS`` (linear Thompson sampling, Agrawal & Goyal 2013): the
-probability that arm k's posterior score draw ``N(x·θ_k, v²·xᵀA_k⁻¹x)`` is the largest,
-computed by Gauss–Hermite quadrature
-``P_k = Σ_q w_q Π_{j≠k} Φ((m_k + s_k z_q − m_j) / s_j)`` (normalised to sum to one).
+probability that arm k's posterior score draw ``X_k ~ N(m_k, s_k²)``, ``m_k = x·θ_k``,
+``s_k = v·sqrt(xᵀA_k⁻¹x)``, is the largest (see :func:`_ts_probs` for how it is computed and
+how accurate it is).
+
+Speed notes (numbers in ``experiments/benchmarks``): the per-arm products ``A_k⁻¹ x`` are
+written so that the inner loop runs over independent accumulators (LLVM vectorises it without
+``fastmath``, so the result does not depend on how a function was inlined and the compiled
+``play`` loop is bit-for-bit the reference ``batch_probs`` + ``sm_update`` loop); the product
+for the chosen arm is reused by its Sherman–Morrison update; no arrays are allocated per round.
 """
 
 from __future__ import annotations
@@ -21,132 +29,359 @@ MODE_UCB = 0
 MODE_TS = 1
 TIE_TOL = 1e-12
 
-
-@njit(cache=True, fastmath=False)
-def _mean_var(x, A_inv, theta, k):
-    d = x.shape[0]
-    mean = 0.0
-    var = 0.0
-    for i in range(d):
-        mean += x[i] * theta[k, i]
-        acc = 0.0
-        for j in range(d):
-            acc += A_inv[k, i, j] * x[j]
-        var += x[i] * acc
-    return mean, max(var, 0.0)
+#: An arm k is left out of the Thompson-sampling computation (probability 0) when
+#: ``P(X_k > X_L) = Φ((m_k - m_L) / sqrt(s_k² + s_L²)) < Φ(-PRUNE_Z)`` for the arm ``L`` with
+#: the largest mean. ``Φ(-8.3) ≈ 5.2e-17``: see :func:`_ts_probs` for the error bound.
+PRUNE_Z = 8.3
+#: ``Φ(z)`` rounds to exactly 1.0 in float64 for ``z ≥ PHI_ONE_Z``, so such factors are skipped.
+PHI_ONE_Z = 8.3
+#: Gauss–Hermite nodes whose total contribution is provably below this are skipped.
+GH_TAIL_TOL = 1e-17
+_SQRT1_2 = 0.7071067811865476
 
 
 @njit(cache=True)
 def _phi(x):
-    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+    """Standard normal CDF, accurate in both tails (``erfc``, not ``1 + erf``)."""
+    return 0.5 * math.erfc(-x * _SQRT1_2)
 
 
 @njit(cache=True)
-def _row_probs(x, A_inv, theta, mode, alpha, nodes, weights, epsilon, out):
-    """Fill ``out (K,)`` with the action probabilities for one context ``x (d,)``."""
-    K = theta.shape[0]
-    means = np.empty(K)
-    sds = np.empty(K)
+def _to_work(A_inv, b):
+    """Working copies in arm-innermost layout: ``V (d, d·K)`` with ``V[j, i·K + k] =
+    A_inv[k, j, i]`` and ``bT (d, K)`` with ``bT[i, k] = b[k, i]``. For a fixed column j the
+    d·K entries are contiguous, so ``A_k⁻¹ x`` for every arm is one long vectorised loop, and
+    per-arm reductions run over K independent accumulators."""
+    K, d, _ = A_inv.shape
+    V = np.empty((d, d * K))
     for k in range(K):
-        m, v = _mean_var(x, A_inv, theta, k)
-        means[k] = m
-        sds[k] = math.sqrt(v)
-    if mode == MODE_UCB:
-        best = -np.inf
+        for j in range(d):
+            for i in range(d):
+                V[j, i * K + k] = A_inv[k, j, i]
+    bT = np.empty((d, K))
+    for k in range(K):
+        for i in range(d):
+            bT[i, k] = b[k, i]
+    return V, bT
+
+
+@njit(cache=True)
+def _from_work(V, bT, A_inv, b, theta):
+    """Write the working copies back into the state and refresh ``theta = A_inv b``."""
+    K, d, _ = A_inv.shape
+    for k in range(K):
+        for j in range(d):
+            for i in range(d):
+                A_inv[k, j, i] = V[j, i * K + k]
+    for k in range(K):
+        for i in range(d):
+            b[k, i] = bT[i, k]
+    for k in range(K):
+        for i in range(d):
+            acc = 0.0
+            for j in range(d):
+                acc += A_inv[k, i, j] * b[k, j]
+            theta[k, i] = acc
+
+
+@njit(cache=True)
+def _ax_all(x, V, Y):
+    """``Y[i·K + k] = (A_k⁻¹ x)_i`` for every arm.
+
+    ``A_k⁻¹`` is symmetric, so ``A_k⁻¹ x = Σ_j x_j A_k⁻¹[j, :]``: columns are added two at a
+    time over all d·K entries. Every entry gets the same sequence of operations as in
+    :func:`_ax_one`.
+    """
+    d = x.shape[0]
+    R = V.shape[1]
+    x0 = x[0]
+    for r in range(R):
+        Y[r] = V[0, r] * x0
+    j = 1
+    while j + 2 <= d:
+        xj = x[j]
+        xj1 = x[j + 1]
+        for r in range(R):
+            Y[r] += V[j, r] * xj + V[j + 1, r] * xj1
+        j += 2
+    if j < d:
+        xj = x[j]
+        for r in range(R):
+            Y[r] += V[j, r] * xj
+
+
+@njit(cache=True)
+def _ax_one(x, V, K, a, y):
+    """``y = A_a⁻¹ x`` for one arm, bit-for-bit the entries ``Y[i·K + a]`` of
+    :func:`_ax_all`; returns ``xᵀ y`` summed as in :func:`_score_arms`."""
+    d = x.shape[0]
+    x0 = x[0]
+    for i in range(d):
+        y[i] = V[0, i * K + a] * x0
+    j = 1
+    while j + 2 <= d:
+        xj = x[j]
+        xj1 = x[j + 1]
+        for i in range(d):
+            y[i] += V[j, i * K + a] * xj + V[j + 1, i * K + a] * xj1
+        j += 2
+    if j < d:
+        xj = x[j]
+        for i in range(d):
+            y[i] += V[j, i * K + a] * xj
+    quad = x0 * y[0]
+    for i in range(1, d):
+        quad += x[i] * y[i]
+    return quad
+
+
+@njit(cache=True)
+def _score_arms(x, V, bT, width, Y, means, sds, quads):
+    """Posterior means ``m_k = x·θ_k``, widths ``sds = width·sqrt(xᵀA_k⁻¹x)`` and the raw
+    quadratic forms ``quads`` for every arm; ``Y`` keeps ``A_k⁻¹ x`` for the update.
+
+    ``x·θ_k = x·(A_k⁻¹ b_k) = (A_k⁻¹ x)·b_k``, so θ is not needed while acting.
+    """
+    d = x.shape[0]
+    K = bT.shape[1]
+    _ax_all(x, V, Y)
+    x0 = x[0]
+    for k in range(K):
+        y = Y[k]
+        quads[k] = x0 * y
+        means[k] = bT[0, k] * y
+    for i in range(1, d):
+        xi = x[i]
+        o = i * K
         for k in range(K):
-            s = means[k] + alpha * sds[k]
-            out[k] = s
-            if s > best:
-                best = s
-        n_ties = 0
-        for k in range(K):
-            if out[k] >= best - TIE_TOL:
-                n_ties += 1
-        for k in range(K):
-            out[k] = 1.0 / n_ties if out[k] >= best - TIE_TOL else 0.0
-    else:
-        total = 0.0
-        for k in range(K):
-            sk = alpha * sds[k]
-            p = 0.0
-            for q in range(nodes.shape[0]):
-                val = means[k] + sk * nodes[q]
-                prod = weights[q]
-                for j in range(K):
-                    if j != k:
-                        sj = alpha * sds[j]
-                        if sj > 0.0:
-                            prod *= _phi((val - means[j]) / sj)
-                        elif val < means[j]:
-                            prod = 0.0
-                        elif val == means[j]:
-                            prod *= 0.5
-                p += prod
-            out[k] = p
-            total += p
-        if total > 0.0:
-            for k in range(K):
-                out[k] /= total
+            y = Y[o + k]
+            quads[k] += xi * y
+            means[k] += bT[i, k] * y
+    for k in range(K):
+        q = quads[k]
+        sds[k] = width * math.sqrt(q if q > 0.0 else 0.0)
+
+
+@njit(cache=True)
+def _weight_below(weights):
+    """``wbelow[q] = Σ_{q' < q} w_q'``."""
+    out = np.empty(weights.shape[0])
+    acc = 0.0
+    for q in range(weights.shape[0]):
+        out[q] = acc
+        acc += weights[q]
+    return out
+
+
+@njit(cache=True)
+def _ucb_probs(means, sds, out):
+    """Greedy on ``means + sds`` with ties (within ``TIE_TOL``) split equally (branch-free)."""
+    K = means.shape[0]
+    best = -np.inf
+    for k in range(K):
+        s = means[k] + sds[k]
+        out[k] = s
+        best = s if s > best else best
+    thr = best - TIE_TOL
+    n_ties = 0
+    for k in range(K):
+        n_ties += 1 if out[k] >= thr else 0
+    share = 1.0 / n_ties
+    for k in range(K):
+        out[k] = share if out[k] >= thr else 0.0
+
+
+@njit(cache=True)
+def _gh_arm(k, members, c, means, sds, nodes, weights, wbelow):
+    """``Σ_q w_q Π_{j ∈ members, j ≠ k} Φ((m_k + s_k z_q − m_j) / s_j)`` (Gauss–Hermite).
+
+    Nodes ascend, and the product is non-decreasing in ``z``; visiting them from the largest
+    down, once ``prod_q · Σ_{q' < q} w_q' ≤ GH_TAIL_TOL`` (``wbelow[q]``) the remaining nodes
+    cannot add more than ``GH_TAIL_TOL`` and are skipped. Factors equal to 1.0 in float64 are
+    skipped, and a product stops at 0.
+    """
+    p = 0.0
+    mk = means[k]
+    sk = sds[k]
+    for q in range(nodes.shape[0] - 1, -1, -1):
+        val = mk + sk * nodes[q]
+        prod = weights[q]
+        for cj in range(c):
+            j = members[cj]
+            if j == k:
+                continue
+            sj = sds[j]
+            if sj > 0.0:
+                z = (val - means[j]) / sj
+                if z < PHI_ONE_Z:  # Φ(z) is exactly 1.0 above
+                    prod *= _phi(z)
+            elif val < means[j]:
+                prod = 0.0
+            elif val == means[j]:
+                prod *= 0.5
+            if prod == 0.0:
+                break
+        p += prod
+        if prod * (wbelow[q] / weights[q]) <= GH_TAIL_TOL:
+            break
+    return p
+
+
+@njit(cache=True)
+def _ts_probs(means, sds, nodes, weights, wbelow, members, out):
+    """Win probabilities of linear Thompson sampling, ``out (K,)``.
+
+    1. **Pruning** (provable bound). ``L`` = the arm with the largest mean. Arm k gets
+       probability 0 when ``P(X_k > X_L) < Φ(-PRUNE_Z) ≈ 5.2e-17``, which bounds its true win
+       probability. Leaving such an arm j out also changes every other arm's true win
+       probability by at most ``P(X_j > X_L)`` (arm k can only lose a win to j when
+       ``X_j > X_k ≥ X_L``), so with K arms each kept probability is within
+       ``(K - 1)·5.2e-17`` of the exact Thompson probability restricted to the kept arms.
+    2. **One arm kept**: probability 1 (``deterministic up to 5e-17 per pruned arm``).
+    3. **Two arms kept**: the exact closed form ``P_k = Φ((m_k − m_j) / sqrt(s_k² + s_j²))``
+       (no quadrature error at all).
+    4. **Three or more arms kept**: Gauss–Hermite quadrature with the policy's nodes over the
+       kept arms only, ``P_k = Σ_q w_q Π_{j≠k} Φ((m_k + s_k z_q − m_j) / s_j)``; factors with
+       ``Φ = 1.0`` exactly are skipped, a product stops at 0, and arms with identical
+       ``(m, s)`` (e.g. arms never updated) share one evaluation.
+
+    Probabilities are normalised to sum to one. Degenerate widths (``s = 0``) follow the
+    same rule as a zero-width normal: ties split equally.
+    """
+    K = means.shape[0]
+    L = 0
+    for k in range(1, K):
+        if means[k] > means[L]:
+            L = k
+    c = 0
+    for k in range(K):
+        out[k] = 0.0
+        if k == L:
+            members[c] = k
+            c += 1
+            continue
+        spread = math.sqrt(sds[k] * sds[k] + sds[L] * sds[L])
+        if spread > 0.0:
+            keep = (means[k] - means[L]) >= -PRUNE_Z * spread
         else:
-            for k in range(K):
-                out[k] = 1.0 / K
+            keep = means[k] == means[L]
+        if keep:
+            members[c] = k
+            c += 1
+    if c == 1:
+        out[L] = 1.0
+        return
+    if c == 2:
+        k, j = members[0], members[1]
+        spread = math.sqrt(sds[k] * sds[k] + sds[j] * sds[j])
+        if spread > 0.0:
+            z = (means[k] - means[j]) / spread
+            out[k] = _phi(z)
+            out[j] = _phi(-z)
+        elif means[k] > means[j]:
+            out[k] = 1.0
+        elif means[k] < means[j]:
+            out[j] = 1.0
+        else:
+            out[k] = 0.5
+            out[j] = 0.5
+    else:
+        for ci in range(c):
+            k = members[ci]
+            shared = -1
+            for cp in range(ci):
+                kp = members[cp]
+                if means[kp] == means[k] and sds[kp] == sds[k]:
+                    shared = kp
+                    break
+            if shared >= 0:
+                out[k] = out[shared]
+            else:
+                out[k] = _gh_arm(k, members, c, means, sds, nodes, weights, wbelow)
+    total = 0.0
+    for k in range(K):
+        total += out[k]
+    if total > 0.0:
+        for k in range(K):
+            out[k] /= total
+    else:
+        for k in range(K):
+            out[k] = 1.0 / K
+
+
+@njit(cache=True)
+def _probs_from_scores(means, sds, mode, nodes, weights, wbelow, epsilon, members, out):
+    K = means.shape[0]
+    if mode == MODE_UCB:
+        _ucb_probs(means, sds, out)
+    else:
+        _ts_probs(means, sds, nodes, weights, wbelow, members, out)
     if epsilon > 0.0:
         for k in range(K):
             out[k] = (1.0 - epsilon) * out[k] + epsilon / K
 
 
 @njit(cache=True)
-def batch_probs(X, A_inv, theta, mode, alpha, nodes, weights, epsilon):
+def batch_probs(X, A_inv, b, mode, alpha, nodes, weights, epsilon):
     """Probabilities ``(n, K)`` for contexts ``X (n, d)`` under the current state."""
-    n = X.shape[0]
-    K = theta.shape[0]
+    n, d = X.shape
+    K = b.shape[0]
+    V, bT = _to_work(A_inv, b)
     out = np.empty((n, K))
+    Y = np.empty(K * d)
+    means = np.empty(K)
+    sds = np.empty(K)
+    quads = np.empty(K)
+    members = np.empty(K, np.int64)
+    wbelow = _weight_below(weights)
     for t in range(n):
-        _row_probs(X[t], A_inv, theta, mode, alpha, nodes, weights, epsilon, out[t])
+        _score_arms(X[t], V, bT, alpha, Y, means, sds, quads)
+        _probs_from_scores(means, sds, mode, nodes, weights, wbelow, epsilon, members, out[t])
     return out
 
 
 @njit(cache=True)
-def _sm_update_one(x, a, r, A_inv, b, theta):
+def _sm_apply(x, a, r, y, quad, V, bT):
+    """Sherman–Morrison update of arm ``a`` in the working layout given ``y = A_a⁻¹ x`` and
+    ``quad = xᵀ y``: ``A_a⁻¹ -= u uᵀ`` with ``u = y / sqrt(1 + quad)`` (exactly symmetric),
+    ``b_a += r x``. ``y`` is overwritten with ``u``."""
     d = x.shape[0]
-    Ax = np.empty(d)
+    K = bT.shape[1]
+    scale = 1.0 / math.sqrt(1.0 + quad)
     for i in range(d):
-        acc = 0.0
-        for j in range(d):
-            acc += A_inv[a, i, j] * x[j]
-        Ax[i] = acc
-    denom = 1.0
+        y[i] *= scale
+    for j in range(d):
+        uj = y[j]
+        for i in range(d):
+            V[j, i * K + a] -= uj * y[i]
     for i in range(d):
-        denom += x[i] * Ax[i]
-    for i in range(d):
-        for j in range(d):
-            A_inv[a, i, j] -= Ax[i] * Ax[j] / denom
-    for i in range(d):
-        b[a, i] += r * x[i]
-    for i in range(d):
-        acc = 0.0
-        for j in range(d):
-            acc += A_inv[a, i, j] * b[a, j]
-        theta[a, i] = acc
+        bT[i, a] += r * x[i]
 
 
 @njit(cache=True)
 def sm_update(X, actions, rewards, A_inv, b, theta):
     """Sequential, exact rank-one updates for rows ``X (n, d)`` in order (in place)."""
-    for t in range(X.shape[0]):
-        _sm_update_one(X[t], actions[t], rewards[t], A_inv, b, theta)
+    n, d = X.shape
+    K = b.shape[0]
+    V, bT = _to_work(A_inv, b)
+    y = np.empty(d)
+    for t in range(n):
+        a = actions[t]
+        quad = _ax_one(X[t], V, K, a, y)
+        _sm_apply(X[t], a, rewards[t], y, quad, V, bT)
+    _from_work(V, bT, A_inv, b, theta)
 
 
 @njit(cache=True)
 def _draw(probs, u):
-    """Inverse-CDF draw identical to :func:`bandits.policies.base.sample_from`."""
+    """Inverse-CDF draw identical to :func:`bandits.policies.base.sample_from` (branch-free
+    count of the cdf values ``≤ u``)."""
     K = probs.shape[0]
     cdf = 0.0
     a = 0
     for k in range(K - 1):
         cdf += probs[k]
-        if u >= cdf:
-            a = k + 1
+        a += 1 if u >= cdf else 0
     if probs[a] <= 0.0:
         best = 0
         for k in range(K):
@@ -163,28 +398,112 @@ def play(
     """Act on rounds ``X (n, d)`` in order; learn from the chosen action's reward every
     ``update_every`` rounds (1 = exact per-round updates).
 
-    Returns ``actions (n,)``, ``propensities (n,)`` and ``probs (n, K)``.
+    Returns ``actions (n,)``, ``propensities (n,)`` and ``probs (n, K)``; the state ends
+    bit-for-bit where ``batch_probs`` on each block followed by ``sm_update`` would leave it,
+    with the same decisions.
     """
-    n = X.shape[0]
-    K = theta.shape[0]
+    n, d = X.shape
+    K = b.shape[0]
+    V, bT = _to_work(A_inv, b)
     actions = np.empty(n, np.int64)
     props = np.empty(n)
     probs = np.empty((n, K))
-    start = 0
-    while start < n:
-        stop = min(start + update_every, n)
-        for t in range(start, stop):
-            _row_probs(X[t], A_inv, theta, mode, alpha, nodes, weights, epsilon, probs[t])
+    Y = np.empty(K * d)
+    means = np.empty(K)
+    sds = np.empty(K)
+    quads = np.empty(K)
+    members = np.empty(K, np.int64)
+    wbelow = _weight_below(weights)
+    y = np.empty(d)
+    if update_every == 1:
+        for t in range(n):
+            x = X[t]
+            _score_arms(x, V, bT, alpha, Y, means, sds, quads)
+            _probs_from_scores(means, sds, mode, nodes, weights, wbelow, epsilon, members, probs[t])
             a = _draw(probs[t], uniforms[t])
             actions[t] = a
             props[t] = probs[t, a]
-        for t in range(start, stop):
-            _sm_update_one(X[t], actions[t], potential[t, actions[t]], A_inv, b, theta)
-        start = stop
+            # A_a⁻¹ x and xᵀA_a⁻¹x from scoring are exactly what _ax_one would compute
+            for i in range(d):
+                y[i] = Y[i * K + a]
+            _sm_apply(x, a, potential[t, a], y, quads[a], V, bT)
+    else:
+        start = 0
+        while start < n:
+            stop = min(start + update_every, n)
+            for t in range(start, stop):
+                _score_arms(X[t], V, bT, alpha, Y, means, sds, quads)
+                _probs_from_scores(
+                    means, sds, mode, nodes, weights, wbelow, epsilon, members, probs[t]
+                )
+                a = _draw(probs[t], uniforms[t])
+                actions[t] = a
+                props[t] = probs[t, a]
+            for t in range(start, stop):
+                a = actions[t]
+                quad = _ax_one(X[t], V, K, a, y)
+                _sm_apply(X[t], a, potential[t, a], y, quad, V, bT)
+            start = stop
+    _from_work(V, bT, A_inv, b, theta)
     return actions, props, probs
+
+
+@njit(cache=True)
+def replay(
+    X,
+    logged,
+    rewards,
+    propensities,
+    uniforms,
+    c,
+    A_inv,
+    b,
+    theta,
+    mode,
+    alpha,
+    nodes,
+    weights,
+    epsilon,
+):
+    """Replay through a log by rejection sampling (Li et al. 2011, generalised): event ``t`` is
+    accepted when ``uniforms[t] < π_t(a_t) · c / μ_t`` with ``π_t`` the current probabilities
+    (epsilon mixed in), and an accepted event updates the state with the logged reward.
+
+    Returns ``accepted (n,) bool`` and ``pi_logged (n,)`` (= ``π_t(a_t)``, the policy's
+    probability of the logged action when the event was visited). Same decisions and state
+    as :func:`bandits.offline.replay.replay` with the same uniforms.
+    """
+    n, d = X.shape
+    K = b.shape[0]
+    V, bT = _to_work(A_inv, b)
+    accepted = np.zeros(n, np.bool_)
+    pi_logged = np.empty(n)
+    out = np.empty(K)
+    Y = np.empty(K * d)
+    means = np.empty(K)
+    sds = np.empty(K)
+    quads = np.empty(K)
+    members = np.empty(K, np.int64)
+    wbelow = _weight_below(weights)
+    y = np.empty(d)
+    for t in range(n):
+        x = X[t]
+        _score_arms(x, V, bT, alpha, Y, means, sds, quads)
+        _probs_from_scores(means, sds, mode, nodes, weights, wbelow, epsilon, members, out)
+        a = logged[t]
+        pa = out[a]
+        pi_logged[t] = pa
+        if uniforms[t] < pa * c / propensities[t]:
+            accepted[t] = True
+            for i in range(d):
+                y[i] = Y[i * K + a]
+            _sm_apply(x, a, rewards[t], y, quads[a], V, bT)
+    _from_work(V, bT, A_inv, b, theta)
+    return accepted, pi_logged
 
 
 def gauss_hermite_normal(n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     """Nodes ``z`` and weights ``w`` with ``Σ w f(z) ≈ E[f(Z)]`` for ``Z ~ N(0, 1)``."""
     t, w = np.polynomial.hermite.hermgauss(n_nodes)
-    return np.sqrt(2.0) * t, w / np.sqrt(np.pi)
+    order = np.argsort(t)  # ascending nodes (relied on by the kernels)
+    return np.sqrt(2.0) * t[order], w[order] / np.sqrt(np.pi)

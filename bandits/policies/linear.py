@@ -47,7 +47,7 @@ class _DisjointLinear(Policy):
         return kern.batch_probs(
             np.ascontiguousarray(X, dtype=np.float64),
             self.A_inv_,
-            self.theta_,
+            self.b_,
             self.mode,
             float(self._width()),
             self._nodes,
