@@ -21,6 +21,9 @@ PY=$(pick_python)
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
+if ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
+  .venv/bin/python -m ensurepip --upgrade >/dev/null  # e.g. a venv created by `uv sync`
+fi
 stamp=.venv/.requirements.lock.installed
 if ! cmp -s requirements.lock "$stamp" 2>/dev/null; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
