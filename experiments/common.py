@@ -61,6 +61,11 @@ def resolved_config(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
+def config_yaml(cfg: DictConfig) -> str:
+    """The resolved config as YAML (logged as ``config.yaml``)."""
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
 def policy_from_cfg(cfg: DictConfig):
     """Build the configured policy (``cfg.policy``: ``name`` plus its settings)."""
     from bandits.errors import ConfigError

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from bandits.errors import ConfigError
 from experiments import common
@@ -147,7 +147,7 @@ def compare_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, Any]:
         },
     ) as run_id:
         tracking.log_params(common.resolved_config(cfg))
-        tracking.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        tracking.log_text(common.config_yaml(cfg), "config.yaml")
         if cfg.source == "simulate":
             result = _simulate_ladder(cfg, policies, source, run_id, tracking)
         else:

@@ -129,7 +129,7 @@ def evaluate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
                 "n_actions": data.n_actions,
             }
         )
-        tracking.log_text(_yaml(cfg), "config.yaml")
+        tracking.log_text(common.config_yaml(cfg), "config.yaml")
         tracking.log_input(
             data.frame.head(0) if data.n > 5_000_000 else data.frame,
             name=Path(str(data.source)).name or "decision_log",
@@ -223,12 +223,6 @@ def _print(policy, mode, evaluation, replay_result, run_id) -> None:
         r = replay_result
         lines.append(f"  replay     {r.value:.4f}  [{r.ci_low:.4f}, {r.ci_high:.4f}]  {r.message}")
     print("\n".join(lines), file=sys.stderr)
-
-
-def _yaml(cfg: DictConfig) -> str:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_yaml(cfg, resolve=True)
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="evaluate")

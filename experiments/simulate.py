@@ -63,7 +63,7 @@ def simulate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
     ) as run_id:
         tracking.log_params(resolved)
         tracking.log_params({"policy_params": policy.get_params()})
-        tracking.log_text(_yaml(cfg), "config.yaml")
+        tracking.log_text(common.config_yaml(cfg), "config.yaml")
         t0 = time.perf_counter()
         result = run_online(
             Environment(audience, np.random.SeedSequence([int(cfg.seed), 0])),
@@ -121,12 +121,6 @@ def problem_spec_features() -> dict[str, Any]:
     from bandits.simulate import default_feature_schema
 
     return default_feature_schema().to_dict()
-
-
-def _yaml(cfg: DictConfig) -> str:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_yaml(cfg, resolve=True)
 
 
 def _progress(total: int, enabled: bool, label: str):

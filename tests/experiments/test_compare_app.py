@@ -2,45 +2,25 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from app_cli import mlflow_runs, run_app
 
 from bandits.data.io import write_log_dir
 from bandits.policies import make_policy
 from bandits.simulate import AudienceSettings, Environment, default_feature_schema, run_online
 
-ROOT = Path(__file__).resolve().parents[2]
-SMALL = ["audience=small", "rounds=1500", "eval_rounds=200", "~ladder.vw", "progress=false"]
 
-
-def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "experiments.compare",
-            *args,
-            f"hydra.run.dir={tmp_path}/out",
-            f"hydra.sweep.dir={tmp_path}/multi",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+def _cli(tmp_path: Path, *args: str):
+    return run_app("compare", tmp_path, *args)
 
 
 def _runs(tmp_path: Path):
-    import mlflow
+    return mlflow_runs(tmp_path, "compare")
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    return mlflow.search_runs(experiment_names=["compare"], output_format="list")
+
+SMALL = ["audience=small", "rounds=1500", "eval_rounds=200", "~ladder.vw", "progress=false"]
 
 
 def test_comparison_parent_children_verdicts_report_and_resume(tmp_path):

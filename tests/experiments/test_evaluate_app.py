@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+from app_cli import mlflow_runs, run_app
 
 from bandits.data.io import write_log_dir
 from bandits.policies import make_policy
 from bandits.simulate import AudienceSettings, Environment, default_feature_schema, run_online
 
-ROOT = Path(__file__).resolve().parents[2]
+
+def _cli(tmp_path: Path, *args: str):
+    return run_app("evaluate", tmp_path, *args)
+
+
+def _runs(tmp_path: Path):
+    return mlflow_runs(tmp_path, "evaluate")
 
 
 @pytest.fixture(scope="module")
@@ -30,25 +34,6 @@ def log_dir(tmp_path_factory) -> Path:
         metadata={"features": default_feature_schema().to_dict()},
     )
     return d
-
-
-def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.evaluate", *args, f"hydra.run.dir={tmp_path}/out"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def _runs(tmp_path: Path):
-    import mlflow
-
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    return mlflow.search_runs(experiment_names=["evaluate"], output_format="list")
 
 
 def test_evaluate_fixed_policy_logs_estimates_inputs_and_plot(tmp_path, log_dir):

@@ -8,36 +8,18 @@ import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-SMALL = ["audience=small", "eval_rounds=300", "progress=false"]
+from app_cli import ROOT, mlflow_runs, run_app
 
 
-def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "experiments.simulate",
-            *args,
-            f"hydra.run.dir={tmp_path}/out",
-            f"hydra.sweep.dir={tmp_path}/multi",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def _cli(tmp_path: Path, *args: str):
+    return run_app("simulate", tmp_path, *args)
 
 
 def _runs(tmp_path: Path):
-    import mlflow
+    return mlflow_runs(tmp_path, "simulate")
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    return mlflow.search_runs(experiment_names=["simulate"], output_format="list")
+
+SMALL = ["audience=small", "eval_rounds=300", "progress=false"]
 
 
 def test_single_run_logs_everything(tmp_path):
