@@ -312,7 +312,8 @@ def group_lifts(
             continue
         for dim, labels in groups.items():
             labels = np.asarray(labels, dtype=object)
-            present = sorted({str(x) for x in labels if x is not None and x != ""})
+            valid = (labels != None) & (labels != "")  # noqa: E711 - elementwise on objects
+            present = np.unique(labels[valid].astype(str)).tolist()
             stats = []
             for g in present:
                 mask = labels == g

@@ -82,7 +82,7 @@ def offline_ladder(
         )
         terms[label] = PairedTerms(value=value, truth=truth, cost=cost_terms)
     groups = {
-        dim: np.asarray(test.frame[dim].cast(str).to_list(), dtype=object)
+        dim: test.frame[dim].cast(str).to_numpy().astype(object)
         for dim in dimensions
         if dim in test.frame.columns
     }

@@ -62,5 +62,5 @@ def round_groups(
         idx = r.log["round"].to_numpy()
         for dim in dimensions:
             if dim in r.log.columns:
-                out[dim][idx] = np.asarray(r.log[dim].cast(str).to_list(), dtype=object)
+                out[dim][idx] = r.log[dim].cast(str).to_numpy().astype(object)
     return out
