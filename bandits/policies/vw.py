@@ -10,6 +10,9 @@ gave. Cost = ``-reward``. VW's own randomness (e.g. bagging) is seeded with ``--
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import math
 import os
 import tempfile
 from typing import Any
@@ -17,6 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import vowpalwabbit
+import vowpalwabbit.pyvw
 
 from bandits.errors import ConfigError
 from bandits.policies.base import Contexts, Decisions, Policy, ProblemSpec, sample_from
@@ -31,6 +35,38 @@ EXPLORERS: dict[str, tuple[str, str | None, float | None]] = {
     "regcb": ("--regcb", "--mellowness", 0.1),
     "squarecb": ("--squarecb", "--gamma_scale", 10.0),
 }
+
+
+_VW = vowpalwabbit.pyvw.pylibvw.vw
+_LABELLED_CACHE = 4096
+_VWExample = vowpalwabbit.pyvw.pylibvw.example
+
+
+def _normalise(raw: list[float]) -> list[float]:
+    """VW's PMF renormalised to sum to one (``math.fsum``: correctly rounded, so the result
+    does not depend on the order of the actions)."""
+    total = math.fsum(raw)
+    return [x / total for x in raw]
+
+
+def _mix(p: list[float], eps: float, k: int) -> list[float]:
+    """``(1 - eps) p + eps / k`` elementwise, exactly as :meth:`Policy.action_probs` does."""
+    if eps > 0.0:
+        return [(1.0 - eps) * x + eps / k for x in p]
+    return p
+
+
+def _draw(p: list[float], u: float) -> int:
+    """Inverse-CDF draw, bit-for-bit :func:`bandits.policies.base.sample_from` on one row."""
+    cdf = 0.0
+    a = 0
+    for k in range(len(p) - 1):
+        cdf += p[k]
+        if u >= cdf:
+            a = k + 1
+    if p[a] <= 0.0:
+        a = max(range(len(p)), key=p.__getitem__)
+    return a
 
 
 def _token(value: Any) -> str:
@@ -126,57 +162,190 @@ class VowpalWabbit(Policy):
                     toks.append(f"{_token(f)}={_token(v)}")
             lines.append(" ".join(toks))
         self._action_lines = lines
+        self._clear_example_cache()
 
     def _shared_lines(self, ctx: Contexts) -> list[str]:
+        """The shared line of every round, ``shared |s col=value ... num:value``, built in one
+        vectorised polars expression."""
         schema = self.spec_.features
-        exprs: list[pl.Expr] = []
-        for c in schema.categorical:
-            exprs.append(
-                (pl.lit(f"{_token(c.name)}=") + pl.col(c.name).cast(pl.String)).alias(c.name)
-            )
+        parts: list[pl.Expr] = [
+            pl.lit(f"{_token(c.name)}=") + pl.col(c.name).cast(pl.String)
+            for c in schema.categorical
+        ]
         X = ctx.X
         base = schema.dim - len(schema.numeric)
-        frame = ctx.frame.select(exprs) if exprs else pl.DataFrame()
+        columns: dict[str, pl.Series] = {}
         for j, num in enumerate(schema.numeric):
-            frame = frame.with_columns(
-                (
-                    pl.lit(f"{_token(num.name)}:")
-                    + pl.Series(X[:, base + j]).round(4).cast(pl.String)
-                ).alias(f"__num{j}")
-            )
-        if frame.width == 0:
+            columns[f"__num{j}"] = pl.Series(X[:, base + j]).round(4).cast(pl.String)
+            parts.append(pl.lit(f"{_token(num.name)}:") + pl.col(f"__num{j}"))
+        if not parts:
             return ["shared |s const"] * len(ctx)
-        return (
-            frame.select(pl.concat_str(pl.all(), separator=" ").alias("s"))
-            .get_column("s")
-            .to_list()
-        )
+        frame = ctx.frame.with_columns(**columns) if columns else ctx.frame
+        line = pl.lit("shared |s ") + pl.concat_str(parts, separator=" ")
+        return frame.select(line.alias("s")).get_column("s").to_list()
+
+    def _dynamic_values(self, ctx: Contexts) -> list[str] | None:
+        """Per round, the last-viewed category that retargeting variants take (or ``None``),
+        as a VW token (vectorised :func:`_token`)."""
+        if not (self._dynamic.any() and "last_viewed_category" in ctx.frame.columns):
+            return None
+        col = pl.col("last_viewed_category").cast(pl.String).fill_null("None")
+        for ch in (" ", "|", ":"):
+            col = col.str.replace_all(ch, "_", literal=True)
+        return ctx.frame.select(col.alias("d")).get_column("d").to_list()
+
+    def _round_action_lines(self, dyn_value: str | None) -> list[str]:
+        """The K action lines (``|a ...``) of a round whose last-viewed category is given."""
+        acts = [f"|a {line}" for line in self._action_lines]
+        if dyn_value is not None:
+            for k in np.flatnonzero(self._dynamic):
+                acts[k] += f" category={dyn_value}"
+        return acts
 
     def _examples(self, ctx: Contexts) -> list[list[str]]:
+        """VW text of every round: ``[shared line, action line 0, ..., action line K-1]``."""
         shared = self._shared_lines(ctx)
-        dyn = None
-        if self._dynamic.any() and "last_viewed_category" in ctx.frame.columns:
-            dyn = ctx.frame["last_viewed_category"].cast(pl.String).to_list()
-        out = []
-        for i, s in enumerate(shared):
-            acts = [f"|a {line}" for line in self._action_lines]
-            if dyn is not None:
-                for k in np.flatnonzero(self._dynamic):
-                    acts[k] += f" category={_token(dyn[i])}"
-            out.append([f"shared |s {s}", *acts])
-        return out
+        dyn = self._dynamic_values(ctx)
+        return [
+            [s, *self._round_action_lines(None if dyn is None else dyn[i])]
+            for i, s in enumerate(shared)
+        ]
 
-    def _pmf(self, example: list[str]) -> np.ndarray:
-        p = np.asarray(self.vw_.predict(example), dtype=np.float64)
-        return p / p.sum()
+    # ----- fast path: pre-parsed action examples ----------------------------------------
+    #
+    # The K action lines of a round depend only on the catalog and, for retargeting variants,
+    # on the round's last-viewed category, so they are parsed once per distinct line and the
+    # parsed ``pylibvw.example`` objects are reused in every round (VW restores action
+    # examples after each predict/learn). Per round only the shared line is parsed (plus the
+    # chosen action's labelled line when learning), then VW's ``predict_multi`` /
+    # ``learn_multi`` run on the example list. Examples made with the ``pylibvw.example``
+    # constructor own their memory (freed with the Python object); no ``finish_example``.
+    # ``_play_text`` is the text path (``Workspace.predict/learn`` on lists of strings), kept
+    # as the reference the fast path is tested against.
+
+    def _action_examples(self, dyn_value: str | None) -> tuple[list[Any], list[str]]:
+        """Parsed action examples of a round (cached) and their lines."""
+        hit = self._act_cache.get(dyn_value)
+        if hit is None:
+            lines = self._round_action_lines(dyn_value)
+            acts = []
+            for line in lines:
+                ex = self._line_cache.get(line)
+                if ex is None:
+                    ex = _VWExample(self.vw_, self._label_type, line)
+                    self._line_cache[line] = ex
+                acts.append(ex)
+            hit = self._act_cache[dyn_value] = (acts, lines)
+        return hit
+
+    def _labelled_example(self, line: str) -> Any:
+        """Parsed labelled action example, cached while there are few distinct labels (binary
+        rewards with the propensities of an epsilon-type explorer or a uniform logger repeat
+        a handful of labels); the cache is dropped when it grows past ``_LABELLED_CACHE``."""
+        ex = self._lab_cache.get(line)
+        if ex is None:
+            if len(self._lab_cache) >= _LABELLED_CACHE:
+                self._lab_cache.clear()
+            ex = self._lab_cache[line] = _VWExample(self.vw_, self._label_type, line)
+        return ex
+
+    def _clear_example_cache(self) -> None:
+        """Parsed examples belong to one workspace: forget them when it changes."""
+        self._line_cache: dict[str, Any] = {}
+        self._act_cache: dict[str | None, tuple[list[Any], list[str]]] = {}
+        self._lab_cache: dict[str, Any] = {}
+        self._label_type = self.vw_._get_label_type()
+
+    def _rounds(self, ctx: Contexts) -> tuple[list[str], list[str | None]]:
+        shared = self._shared_lines(ctx)
+        dyn = self._dynamic_values(ctx)
+        return shared, (dyn if dyn is not None else [None] * len(shared))
+
+    def _predict_raw(self, shared: Any, acts: list[Any]) -> list[float]:
+        """VW's PMF for one round (action order, not yet renormalised)."""
+        _VW.predict_multi(self.vw_, [shared, *acts])
+        return shared.get_action_scores()
 
     def _action_probs(self, ctx: Contexts) -> np.ndarray:
-        return np.array([self._pmf(ex) for ex in self._examples(ctx)]).reshape(
-            len(ctx), self.spec_.n_actions
+        shared, dyn = self._rounds(ctx)
+        vw, lt, acts_of, predict = (
+            self.vw_,
+            self._label_type,
+            self._action_examples,
+            self._predict_raw,
         )
+        rows = [
+            _normalise(predict(_VWExample(vw, lt, s), acts_of(d)[0]))
+            for s, d in zip(shared, dyn, strict=True)
+        ]
+        return np.array(rows, dtype=np.float64).reshape(len(ctx), self.spec_.n_actions)
 
     def _play(self, ctx: Contexts, potential_rewards: np.ndarray) -> Decisions:
-        """Per-round predict → sample → learn; example text is built once per batch."""
+        """Per-round predict → sample → learn on pre-parsed action examples; the shared
+        example parsed for the prediction is reused for learning."""
+        shared_lines, dyn = self._rounds(ctx)
+        n, k = len(ctx), self.spec_.n_actions
+        uniforms = self.rng_.random(n).tolist()
+        eps = float(self.epsilon)
+        step = int(self.update_every)
+        rewards = np.asarray(potential_rewards, dtype=np.float64).tolist()
+        rows: list[list[float]] = [[]] * n
+        actions = [0] * n
+        props = [0.0] * n
+        vw, lt, acts_of = self.vw_, self._label_type, self._action_examples
+        new_example, predict_multi, learn_multi = _VWExample, _VW.predict_multi, _VW.learn_multi
+        fsum, accumulate, bisect_right = math.fsum, itertools.accumulate, bisect.bisect_right
+        mixing, floor = 1.0 - eps, eps / k
+        labelled = self._labelled_example
+        for start in range(0, n, step):
+            stop = min(start + step, n)
+            block = []
+            for t in range(start, stop):
+                acts, lines = acts_of(dyn[t])
+                multi = [new_example(vw, lt, shared_lines[t]), *acts]
+                predict_multi(vw, multi)
+                raw = multi[0].get_action_scores()
+                total = fsum(raw)
+                p = [x / total for x in raw]  # == _mix(_normalise(raw), eps, k)
+                if eps > 0.0:
+                    p = [mixing * x + floor for x in p]
+                a = bisect_right(list(accumulate(p)), uniforms[t], 0, k - 1)  # == _draw
+                if p[a] <= 0.0:
+                    a = max(range(k), key=p.__getitem__)
+                rows[t], actions[t], props[t] = p, a, p[a]
+                block.append((multi, lines))
+            for t in range(start, stop):
+                multi, lines = block[t - start]
+                a, pa = actions[t], props[t]
+                multi[1 + a] = labelled(f"0:{-rewards[t][a]}:{pa} {lines[a]}")
+                learn_multi(vw, multi)
+        self.n_updates_ += n
+        return Decisions(
+            np.array(actions, dtype=np.int64),
+            np.array(props, dtype=np.float64),
+            np.array(rows, dtype=np.float64).reshape(n, k),
+        )
+
+    def _update(self, ctx, actions, rewards, propensities) -> None:
+        shared, dyn = self._rounds(ctx)
+        vw, lt, acts_of = self.vw_, self._label_type, self._action_examples
+        new_example, learn_multi = _VWExample, _VW.learn_multi
+        labelled = self._labelled_example
+        for s, d, a, r, p in zip(
+            shared, dyn, actions.tolist(), rewards.tolist(), propensities.tolist(), strict=True
+        ):
+            acts, lines = acts_of(d)
+            multi = [new_example(vw, lt, s), *acts]
+            multi[1 + a] = labelled(f"0:{-float(r)}:{float(p)} {lines[a]}")
+            learn_multi(vw, multi)
+
+    # ----- reference path (text through Workspace.predict / learn) ------------------------
+    def _pmf_text(self, example: list[str]) -> list[float]:
+        return _normalise(self.vw_.predict(example))
+
+    def _play_text(self, ctx: Contexts, potential_rewards: np.ndarray) -> Decisions:
+        """The text path: ``Workspace.predict`` / ``learn`` on lists of strings per round
+        (same decisions as :meth:`_play`, several times slower; used by the tests)."""
         examples = self._examples(ctx)
         n, k = len(ctx), self.spec_.n_actions
         uniforms = self.rng_.random(n)
@@ -188,28 +357,17 @@ class VowpalWabbit(Policy):
         for start in range(0, n, step):
             stop = min(start + step, n)
             for t in range(start, stop):
-                p = self._pmf(examples[t])
-                probs[t] = (1.0 - eps) * p + eps / k if eps > 0 else p
+                probs[t] = _mix(self._pmf_text(examples[t]), eps, k)
             a, pr = sample_from(probs[start:stop], uniforms[start:stop])
             actions[start:stop], props[start:stop] = a, pr
             for t in range(start, stop):
-                self._learn(
-                    examples[t],
-                    int(actions[t]),
-                    float(potential_rewards[t, actions[t]]),
-                    float(props[t]),
-                )
+                ex = list(examples[t])
+                a_t = int(actions[t])
+                r_t = float(potential_rewards[t, a_t])
+                ex[1 + a_t] = f"0:{-r_t}:{float(props[t])} {ex[1 + a_t]}"
+                self.vw_.learn(ex)
         self.n_updates_ += n
         return Decisions(actions, props, probs)
-
-    def _learn(self, example: list[str], action: int, reward: float, propensity: float) -> None:
-        ex = list(example)
-        ex[1 + action] = f"0:{-reward}:{propensity} {ex[1 + action]}"
-        self.vw_.learn(ex)
-
-    def _update(self, ctx, actions, rewards, propensities) -> None:
-        for ex, a, r, p in zip(self._examples(ctx), actions, rewards, propensities, strict=True):
-            self._learn(ex, int(a), float(r), float(p))
 
     def get_state(self) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
@@ -224,3 +382,4 @@ class VowpalWabbit(Policy):
             with open(path, "wb") as fh:
                 fh.write(state["vw_model"])
             self.vw_ = vowpalwabbit.Workspace(f"--quiet -i {path}")
+        self._clear_example_cache()
