@@ -1,4 +1,4 @@
-"""Off-policy evaluation (OPE) for contextual bandits: pure-numpy estimators with intervals.
+"""Off-policy evaluation (OPE) for contextual bandits: numpy estimators with intervals.
 
 Quick use::
 
@@ -10,7 +10,10 @@ Quick use::
 
 Shapes: ``r, a, p`` (n,), ``pi, q`` (n, K). Every estimator returns an :class:`Estimate`
 (value, stderr, interval, diagnostics). Huge logs: ``stats = est.partial(...)`` per partition,
-``est.finalize(sum(stats_list))``. All estimator classes are registered in :data:`ESTIMATORS`.
+``est.finalize(sum(stats_list))``. Several estimators on the same data:
+``estimate_many([IPS(), SNIPS(), DR()], reward=r, ...)`` computes the shared per-round
+quantities once and returns the same estimates. All estimator classes are registered in
+:data:`ESTIMATORS`.
 
 Modules: :mod:`~bandits.ope.estimators` (DM, IPS, SNIPS, DR, SNDR, SwitchDR, DRos),
 :mod:`~bandits.ope.base` (shared API), :mod:`~bandits.ope.estimate` (Estimate, Stats,
@@ -19,7 +22,7 @@ analytic intervals), :mod:`~bandits.ope.bootstrap`, :mod:`~bandits.ope.validatio
 models and cross-fitting).
 """
 
-from bandits.ope.base import OffPolicyEstimator
+from bandits.ope.base import OffPolicyEstimator, estimate_many
 from bandits.ope.estimate import Estimate, Stats
 from bandits.ope.estimators import DM, DR, IPS, SNDR, SNIPS, DRos, SwitchDR
 from bandits.ope.registry import (
@@ -46,6 +49,7 @@ __all__ = [
     "SwitchDR",
     "available_estimators",
     "cross_fit",
+    "estimate_many",
     "make_estimator",
     "register_estimator",
 ]

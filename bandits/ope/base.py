@@ -13,6 +13,7 @@ import abc
 import inspect
 import math
 import numbers
+from collections.abc import Sequence
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -22,7 +23,7 @@ from bandits.ope.bootstrap import bootstrap_replicates
 from bandits.ope.estimate import Estimate, Stats, normal_quantile, percentile_interval
 from bandits.ope.validation import LoggedData, validate_logged_data
 
-__all__ = ["Columns", "OffPolicyEstimator"]
+__all__ = ["Columns", "OffPolicyEstimator", "estimate_many"]
 
 Columns = tuple[NDArray[np.float64] | None, NDArray[np.float64] | None, NDArray[np.float64] | None]
 """Per-round ``(D, C, B)``, each (n,) or ``None`` for the constants 0, 0, 1."""
@@ -138,7 +139,7 @@ class OffPolicyEstimator(abc.ABC):
         """Per-round ``(D, C, B)`` and the number of rounds whose weight was modified."""
 
     # ------------------------------------------------------------------ public API
-    def _prepare(
+    def _validate(
         self,
         reward: ArrayLike,
         action: ArrayLike,
@@ -146,9 +147,9 @@ class OffPolicyEstimator(abc.ABC):
         target_probs: ArrayLike,
         reward_hat: ArrayLike | None,
         logging_probs: ArrayLike | None,
-    ) -> tuple[Stats, Columns]:
+    ) -> LoggedData:
         self._check_params()
-        data = validate_logged_data(
+        return validate_logged_data(
             reward=reward,
             action=action,
             propensity=propensity,
@@ -159,16 +160,19 @@ class OffPolicyEstimator(abc.ABC):
             require_reward_hat=self.requires_reward_hat,
             estimator=type(self).__name__,
         )
+
+    def _stats(self, data: LoggedData) -> tuple[Stats, Columns]:
+        """Statistics and per-round columns of validated data. The shared per-round
+        quantities (weights, ``sum_k pi q``, gathers) are cached on ``data``, so several
+        estimators on the same ``data`` compute them once (see :func:`estimate_many`)."""
         columns, n_flagged = self._columns(data)
         n, k = data.n, data.n_actions
         means, comoments = Stats.column_moments(n, columns)
         if data.propensity is not None:
-            w = data.importance_weights
-            n_weighted, sum_w, max_w = n, float(np.sum(w)), float(w.max())
-            sum_w2 = float(np.einsum("i,i->", w, w))
+            n_weighted, sum_w, sum_w2, max_w = n, *data.weight_sums
         else:
             n_weighted, sum_w, sum_w2, max_w = 0, 0.0, 0.0, 0.0
-        action_counts = np.bincount(data.action, minlength=k).astype(np.int64, copy=False)
+        action_counts = data.action_counts
         target_mass = np.zeros(k)
         unsupported = 0.0
         if data.logging_probs is None:
@@ -176,7 +180,7 @@ class OffPolicyEstimator(abc.ABC):
             if absent.size:
                 target_mass[absent] = data.target_probs[:, absent].sum(axis=0)
         else:
-            unsupported = float(np.sum(data.target_probs, where=data.logging_probs == 0.0))
+            unsupported = data.unsupported_mass
         stats = Stats(
             estimator=self.name,
             params=self._term_params(),
@@ -189,12 +193,24 @@ class OffPolicyEstimator(abc.ABC):
             sum_w2=sum_w2,
             max_w=float(max_w),
             n_flagged=int(n_flagged),
-            action_counts=action_counts,
+            action_counts=action_counts.copy(),
             target_mass=target_mass,
             unsupported_mass=unsupported,
             flag_name=self.flag_name,
         )
         return stats, columns
+
+    def _prepare(
+        self,
+        reward: ArrayLike,
+        action: ArrayLike,
+        propensity: ArrayLike | None,
+        target_probs: ArrayLike,
+        reward_hat: ArrayLike | None,
+        logging_probs: ArrayLike | None,
+    ) -> tuple[Stats, Columns]:
+        data = self._validate(reward, action, propensity, target_probs, reward_hat, logging_probs)
+        return self._stats(data)
 
     def partial(
         self,
@@ -257,6 +273,9 @@ class OffPolicyEstimator(abc.ABC):
         stats, columns = self._prepare(
             reward, action, propensity, target_probs, reward_hat, logging_probs
         )
+        return self._estimate_from(stats, columns)
+
+    def _estimate_from(self, stats: Stats, columns: Columns) -> Estimate:
         result = self.finalize(stats)
         if self.interval == "analytic":
             return result
@@ -279,3 +298,58 @@ class OffPolicyEstimator(abc.ABC):
             interval="bootstrap",
             diagnostics=result.diagnostics,
         )
+
+
+def estimate_many(
+    estimators: Sequence[OffPolicyEstimator],
+    *,
+    reward: ArrayLike,
+    action: ArrayLike,
+    propensity: ArrayLike | None = None,
+    target_probs: ArrayLike,
+    reward_hat: ArrayLike | None = None,
+    logging_probs: ArrayLike | None = None,
+) -> list[Estimate]:
+    """Several estimators on the same logged data, sharing the per-round work.
+
+    Returns ``[est.estimate(...) for est in estimators]`` -- the very same numbers, since every
+    estimator runs its own code on one validated :class:`~bandits.ope.validation.LoggedData`
+    -- but the data are validated once and the quantities estimators have in common
+    (importance weights ``w = pi[i, a_i] / p_i``, ``sum_k pi[i, k] q[i, k]``, ``q[i, a_i]``,
+    weight sums, action counts) are computed once instead of once per estimator.
+
+    Requirements are the union over ``estimators``: ``propensity`` (or ``logging_probs``)
+    if any estimator needs it, ``reward_hat`` if any needs it; errors name the first
+    estimator that needs the missing argument. Settings are checked before any data work.
+    """
+    ests = list(estimators)
+    if not ests:
+        return []
+    for est in ests:
+        if not isinstance(est, OffPolicyEstimator):
+            raise TypeError(f"estimate_many takes estimators, got {type(est).__name__}")
+        est._check_params()
+    needs_p = [e for e in ests if e.requires_propensity]
+    needs_q = [e for e in ests if e.requires_reward_hat]
+    if reward_hat is None and needs_q:
+        named = type(needs_q[0]).__name__
+    elif needs_p:
+        named = type(needs_p[0]).__name__
+    else:
+        named = type(ests[0]).__name__
+    data = validate_logged_data(
+        reward=reward,
+        action=action,
+        propensity=propensity,
+        target_probs=target_probs,
+        reward_hat=reward_hat,
+        logging_probs=logging_probs,
+        require_propensity=bool(needs_p),
+        require_reward_hat=bool(needs_q),
+        estimator=named,
+    )
+    out = []
+    for est in ests:
+        stats, columns = est._stats(data)
+        out.append(est._estimate_from(stats, columns))
+    return out

@@ -57,7 +57,7 @@ def _check_threshold(value: object, name: str, *, allow_none: bool, positive: bo
 
 def _residual(data: LoggedData) -> NDArray[np.float64]:
     """``r_i - q[i, a_i]``, shape (n,)."""
-    return data.reward - data.reward_hat_logged
+    return data.residuals
 
 
 @register_estimator("dm")
@@ -127,7 +127,7 @@ class IPS(OffPolicyEstimator):
     def _columns(self, data: LoggedData) -> tuple[Columns, int]:
         w = data.importance_weights
         if self.clip is None or math.isinf(self.clip):
-            return (w * data.reward, None, None), 0
+            return (data.weighted_rewards, None, None), 0
         clipped = w > self.clip
         return (np.minimum(w, self.clip) * data.reward, None, None), int(np.count_nonzero(clipped))
 
@@ -156,7 +156,7 @@ class SNIPS(OffPolicyEstimator):
 
     def _columns(self, data: LoggedData) -> tuple[Columns, int]:
         w = data.importance_weights
-        return (None, w * data.reward, w), 0
+        return (None, data.weighted_rewards, w), 0
 
 
 @register_estimator("dr")
@@ -184,8 +184,7 @@ class DR(OffPolicyEstimator):
         super().__init__(level=level, interval=interval, n_bootstrap=n_bootstrap, seed=seed)
 
     def _columns(self, data: LoggedData) -> tuple[Columns, int]:
-        w = data.importance_weights
-        return (data.direct_method_terms + w * _residual(data), None, None), 0
+        return (data.doubly_robust_terms, None, None), 0
 
 
 @register_estimator("sndr")
@@ -216,7 +215,7 @@ class SNDR(OffPolicyEstimator):
 
     def _columns(self, data: LoggedData) -> tuple[Columns, int]:
         w = data.importance_weights
-        return (data.direct_method_terms, w * _residual(data), w), 0
+        return (data.direct_method_terms, data.weighted_residuals, w), 0
 
 
 @register_estimator("switch_dr")
@@ -272,7 +271,7 @@ class SwitchDR(OffPolicyEstimator):
     def _columns(self, data: LoggedData) -> tuple[Columns, int]:
         w = data.importance_weights
         keep = w <= self.lambda_
-        correction = np.where(keep, w * _residual(data), 0.0)
+        correction = np.where(keep, data.weighted_residuals, 0.0)
         n_switched = data.n - int(np.count_nonzero(keep))
         return (data.direct_method_terms + correction, None, None), n_switched
 

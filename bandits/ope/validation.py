@@ -18,6 +18,8 @@ from functools import cached_property
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from bandits.ope import _kernels
+
 __all__ = [
     "PROB_SUM_TOL",
     "LoggedData",
@@ -65,18 +67,9 @@ class LoggedData:
         """Number of actions ``K`` (columns of ``target_probs``)."""
         return int(self.target_probs.shape[1])
 
-    @cached_property
-    def _flat_index(self) -> NDArray[np.intp]:
-        """``i * K + a_i``: flat positions of the logged actions in a C-ordered (n, K) array."""
-        index = np.arange(0, self.n * self.n_actions, self.n_actions, dtype=np.intp)
-        index += self.action
-        return index
-
     def take_logged(self, matrix: NDArray[np.float64]) -> NDArray[np.float64]:
-        """``matrix[i, a_i]`` for an (n, K) array, shape (n,)."""
-        if matrix.flags.c_contiguous:  # flat gather: faster than take_along_axis
-            return np.take(matrix.reshape(-1), self._flat_index)
-        return _take_logged(matrix, self.action)
+        """``matrix[i, a_i]`` for an (n, K) array, shape (n,) (one compiled pass)."""
+        return _kernels.take_logged(matrix, self.action)
 
     @cached_property
     def target_prob_logged(self) -> NDArray[np.float64]:
@@ -88,7 +81,7 @@ class LoggedData:
         """``w_i = pi[i, a_i] / p_i``, shape (n,). Requires ``propensity``."""
         if self.propensity is None:
             raise ValueError("propensity is required to compute importance weights")
-        return self.target_prob_logged / self.propensity
+        return _kernels.importance_weights(self.target_probs, self.action, self.propensity)
 
     @cached_property
     def reward_hat_logged(self) -> NDArray[np.float64]:
@@ -102,7 +95,59 @@ class LoggedData:
         """``sum_k pi[i, k] * q[i, k]``, shape (n,). Requires ``reward_hat``."""
         if self.reward_hat is None:
             raise ValueError("reward_hat is required")
-        return np.einsum("ij,ij->i", self.target_probs, self.reward_hat)
+        return _kernels.row_dot(self.target_probs, self.reward_hat)
+
+    @cached_property
+    def weight_sums(self) -> tuple[float, float, float]:
+        """``(sum w, sum w^2, max w)`` of the importance weights. Requires ``propensity``."""
+        w = self.importance_weights
+        return float(np.sum(w)), float(np.einsum("i,i->", w, w)), float(w.max())
+
+    @cached_property
+    def residuals(self) -> NDArray[np.float64]:
+        """``r_i - q[i, a_i]``, shape (n,). Requires ``reward_hat``."""
+        if self.reward_hat is None:
+            raise ValueError("reward_hat is required")
+        return _kernels.residuals(self.reward, self.reward_hat, self.action)
+
+    @cached_property
+    def weighted_rewards(self) -> NDArray[np.float64]:
+        """``w_i r_i`` (IPS / SNIPS), shape (n,). Requires ``propensity``."""
+        return self.importance_weights * self.reward
+
+    @cached_property
+    def weighted_residuals(self) -> NDArray[np.float64]:
+        """``w_i (r_i - q[i, a_i])`` (SNDR, SwitchDR), shape (n,)."""
+        if self.reward_hat is None:
+            raise ValueError("reward_hat is required")
+        return _kernels.weighted_residuals(
+            self.importance_weights, self.reward, self.reward_hat, self.action
+        )
+
+    @cached_property
+    def doubly_robust_terms(self) -> NDArray[np.float64]:
+        """``sum_k pi[i, k] q[i, k] + w_i (r_i - q[i, a_i])`` (DR), shape (n,)."""
+        if self.reward_hat is None:
+            raise ValueError("reward_hat is required")
+        return _kernels.doubly_robust_terms(
+            self.direct_method_terms,
+            self.importance_weights,
+            self.reward,
+            self.reward_hat,
+            self.action,
+        )
+
+    @cached_property
+    def action_counts(self) -> NDArray[np.int64]:
+        """``(K,)`` how often each action was logged (treat as read-only)."""
+        return np.bincount(self.action, minlength=self.n_actions).astype(np.int64, copy=False)
+
+    @cached_property
+    def unsupported_mass(self) -> float:
+        """``sum_i sum_k pi[i, k] 1[logging_probs[i, k] == 0]`` (0 without ``logging_probs``)."""
+        if self.logging_probs is None:
+            return 0.0
+        return float(np.sum(self.target_probs, where=self.logging_probs == 0.0))
 
 
 def _take_logged(matrix: NDArray[np.float64], action: NDArray[np.integer]) -> NDArray[np.float64]:
@@ -192,7 +237,10 @@ def _check_probability_matrix(x: NDArray[np.float64], name: str) -> None:
     """Entries finite and >= 0, rows summing to 1 within ``PROB_SUM_TOL``.
 
     (Together these imply entries <= 1 + ``PROB_SUM_TOL``; no separate max pass is needed.)
+    Valid input costs one compiled pass; the numpy checks below only run to locate problems.
     """
+    if _kernels.probability_rows_ok(x, 1.0 - PROB_SUM_TOL, 1.0 + PROB_SUM_TOL):
+        return
     if not x.min() >= 0.0:  # NaN propagates through min and fails the comparison
         bad = ~(x >= 0.0)
         raise _fail(name, "must be finite and >= 0", bad.any(axis=1), _first_bad_entry(x, bad))
