@@ -12,8 +12,8 @@ Shapes: ``r, a, p`` (n,), ``pi, q`` (n, K). Every estimator returns an :class:`E
 (value, stderr, interval, diagnostics). Huge logs: ``stats = est.partial(...)`` per partition,
 ``est.finalize(sum(stats_list))``. Several estimators on the same data:
 ``estimate_many([IPS(), SNIPS(), DR()], reward=r, ...)`` computes the shared per-round
-quantities once and returns the same estimates. All estimator classes are registered in
-:data:`ESTIMATORS`.
+quantities once and returns the same estimates (``partial_many`` likewise for
+partitions). All estimator classes are registered in :data:`ESTIMATORS`.
 
 Modules: :mod:`~bandits.ope.estimators` (DM, IPS, SNIPS, DR, SNDR, SwitchDR, DRos),
 :mod:`~bandits.ope.base` (shared API), :mod:`~bandits.ope.estimate` (Estimate, Stats,
@@ -22,7 +22,7 @@ analytic intervals), :mod:`~bandits.ope.bootstrap`, :mod:`~bandits.ope.validatio
 models and cross-fitting).
 """
 
-from bandits.ope.base import OffPolicyEstimator, estimate_many
+from bandits.ope.base import OffPolicyEstimator, estimate_many, partial_many
 from bandits.ope.estimate import Estimate, Stats
 from bandits.ope.estimators import DM, DR, IPS, SNDR, SNIPS, DRos, SwitchDR
 from bandits.ope.registry import (
@@ -51,5 +51,6 @@ __all__ = [
     "cross_fit",
     "estimate_many",
     "make_estimator",
+    "partial_many",
     "register_estimator",
 ]

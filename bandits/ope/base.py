@@ -23,7 +23,7 @@ from bandits.ope.bootstrap import bootstrap_replicates
 from bandits.ope.estimate import Estimate, Stats, normal_quantile, percentile_interval
 from bandits.ope.validation import LoggedData, validate_logged_data
 
-__all__ = ["Columns", "OffPolicyEstimator", "estimate_many"]
+__all__ = ["Columns", "OffPolicyEstimator", "estimate_many", "partial_many"]
 
 Columns = tuple[NDArray[np.float64] | None, NDArray[np.float64] | None, NDArray[np.float64] | None]
 """Per-round ``(D, C, B)``, each (n,) or ``None`` for the constants 0, 0, 1."""
@@ -300,6 +300,27 @@ class OffPolicyEstimator(abc.ABC):
         )
 
 
+def _validate_many(ests: list[OffPolicyEstimator], data_kw: dict[str, Any]) -> LoggedData:
+    for est in ests:
+        if not isinstance(est, OffPolicyEstimator):
+            raise TypeError(f"expected estimators, got {type(est).__name__}")
+        est._check_params()
+    needs_p = [e for e in ests if e.requires_propensity]
+    needs_q = [e for e in ests if e.requires_reward_hat]
+    if data_kw.get("reward_hat") is None and needs_q:
+        named = type(needs_q[0]).__name__
+    elif needs_p:
+        named = type(needs_p[0]).__name__
+    else:
+        named = type(ests[0]).__name__
+    return validate_logged_data(
+        **data_kw,
+        require_propensity=bool(needs_p),
+        require_reward_hat=bool(needs_q),
+        estimator=named,
+    )
+
+
 def estimate_many(
     estimators: Sequence[OffPolicyEstimator],
     *,
@@ -315,8 +336,9 @@ def estimate_many(
     Returns ``[est.estimate(...) for est in estimators]`` -- the very same numbers, since every
     estimator runs its own code on one validated :class:`~bandits.ope.validation.LoggedData`
     -- but the data are validated once and the quantities estimators have in common
-    (importance weights ``w = pi[i, a_i] / p_i``, ``sum_k pi[i, k] q[i, k]``, ``q[i, a_i]``,
-    weight sums, action counts) are computed once instead of once per estimator.
+    (importance weights ``w = pi[i, a_i] / p_i``, ``sum_k pi[i, k] q[i, k]``, ``w r``,
+    ``w (r - q[i, a_i])``, weight sums, action counts) are computed once instead of once per
+    estimator.
 
     Requirements are the union over ``estimators``: ``propensity`` (or ``logging_probs``)
     if any estimator needs it, ``reward_hat`` if any needs it; errors name the first
@@ -325,31 +347,49 @@ def estimate_many(
     ests = list(estimators)
     if not ests:
         return []
-    for est in ests:
-        if not isinstance(est, OffPolicyEstimator):
-            raise TypeError(f"estimate_many takes estimators, got {type(est).__name__}")
-        est._check_params()
-    needs_p = [e for e in ests if e.requires_propensity]
-    needs_q = [e for e in ests if e.requires_reward_hat]
-    if reward_hat is None and needs_q:
-        named = type(needs_q[0]).__name__
-    elif needs_p:
-        named = type(needs_p[0]).__name__
-    else:
-        named = type(ests[0]).__name__
-    data = validate_logged_data(
-        reward=reward,
-        action=action,
-        propensity=propensity,
-        target_probs=target_probs,
-        reward_hat=reward_hat,
-        logging_probs=logging_probs,
-        require_propensity=bool(needs_p),
-        require_reward_hat=bool(needs_q),
-        estimator=named,
+    data = _validate_many(
+        ests,
+        dict(
+            reward=reward,
+            action=action,
+            propensity=propensity,
+            target_probs=target_probs,
+            reward_hat=reward_hat,
+            logging_probs=logging_probs,
+        ),
     )
     out = []
     for est in ests:
         stats, columns = est._stats(data)
         out.append(est._estimate_from(stats, columns))
     return out
+
+
+def partial_many(
+    estimators: Sequence[OffPolicyEstimator],
+    *,
+    reward: ArrayLike,
+    action: ArrayLike,
+    propensity: ArrayLike | None = None,
+    target_probs: ArrayLike,
+    reward_hat: ArrayLike | None = None,
+    logging_probs: ArrayLike | None = None,
+) -> list[Stats]:
+    """``[est.partial(...) for est in estimators]`` on one partition of a log, sharing the
+    per-round work as :func:`estimate_many` does (same numbers). Merge each estimator's list
+    of partition statistics with ``Stats.merge`` / ``sum`` and call ``est.finalize``."""
+    ests = list(estimators)
+    if not ests:
+        return []
+    data = _validate_many(
+        ests,
+        dict(
+            reward=reward,
+            action=action,
+            propensity=propensity,
+            target_probs=target_probs,
+            reward_hat=reward_hat,
+            logging_probs=logging_probs,
+        ),
+    )
+    return [est._stats(data)[0] for est in ests]

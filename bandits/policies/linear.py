@@ -90,6 +90,44 @@ class _DisjointLinear(Policy):
         self.n_updates_ += len(ctx)
         return Decisions(actions, props, probs)
 
+    def replay_log(
+        self,
+        ctx: Contexts,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        propensities: np.ndarray,
+        uniforms: np.ndarray,
+        c: float,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rejection-sampling replay through a log in compiled code (Li et al. 2011,
+        generalised): event ``t`` is accepted when ``uniforms[t] < pi_t(a_t) * c / mu_t``
+        (``pi_t`` = the current probabilities, epsilon included) and an accepted event is
+        learned from at once. The same decisions and final state as
+        :func:`bandits.offline.replay.replay` given the same uniforms, which draws them as
+        ``default_rng(seed).random(n)``.
+
+        Returns ``accepted (n,) bool`` and ``pi_logged (n,)`` (the policy's probability of
+        the logged action when the event was visited).
+        """
+        accepted, pi_logged = kern.replay(
+            np.ascontiguousarray(ctx.X, dtype=np.float64),
+            np.ascontiguousarray(actions, dtype=np.int64),
+            np.ascontiguousarray(rewards, dtype=np.float64),
+            np.ascontiguousarray(propensities, dtype=np.float64),
+            np.ascontiguousarray(uniforms, dtype=np.float64),
+            float(c),
+            self.A_inv_,
+            self.b_,
+            self.theta_,
+            self.mode,
+            float(self._width()),
+            self._nodes,
+            self._weights,
+            float(self.epsilon),
+        )
+        self.n_updates_ += int(accepted.sum())
+        return accepted, pi_logged
+
 
 @register_policy("linucb")
 class LinUCB(_DisjointLinear):
