@@ -1,0 +1,102 @@
+"""The ``simulate`` app end to end: how much of a run MLflow takes, and what the joblib launcher
+buys for a sweep. Each command runs in a fresh temporary directory with its own
+``MLFLOW_TRACKING_URI=sqlite:///<tmp>/mlflow.db``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from experiments.benchmarks.common import Row
+
+
+def _run(args: list[str], cwd: str) -> float:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cwd}/mlflow.db"}
+    env.pop("MLFLOW_EXPERIMENT_NAME", None)
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.simulate", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    secs = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"simulate {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+    return secs
+
+
+def _runs(cwd: str):
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{cwd}/mlflow.db")
+    return mlflow.search_runs(experiment_names=["simulate"], output_format="list")
+
+
+def bench_mlflow(quick: bool) -> list[Row]:
+    rounds = 2_000 if quick else 200_000
+    tmp = tempfile.mkdtemp(prefix="bench_mlflow_")
+    try:
+        wall = _run(["policy=linucb", f"rounds={rounds}", "progress=false"], tmp)
+        (run,) = [r for r in _runs(tmp) if r.data.metrics.get("simulation_seconds") is not None]
+        duration = (run.info.end_time - run.info.start_time) / 1000.0
+        sim = float(run.data.metrics["simulation_seconds"])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    tracking = max(duration - sim, 0.0)
+    share = tracking / duration
+    return [
+        Row(
+            "mlflow: simulate policy=linucb (one run)",
+            rounds,
+            duration,
+            target="tracking ≤ 5% of the run",
+            met=None if quick else share <= 0.05,
+            notes=(
+                f"run (MLflow start→end) {duration:.2f} s = simulation {sim:.2f} s + tracking "
+                f"{tracking:.2f} s ({100 * share:.1f}%: params, config, curves via log_batch, "
+                f"plot, decision log parquet); process wall {wall:.2f} s, so start-up, "
+                f"imports and config before the run {wall - duration:.2f} s"
+            ),
+            extra={"share": share, "startup": wall - duration, "simulation": sim},
+        )
+    ]
+
+
+def bench_sweep(quick: bool) -> list[Row]:
+    rounds = 2_000 if quick else 100_000
+    seeds = "1,2" if quick else "1,2,3,4,5,6,7,8"
+    n_jobs = len(seeds.split(","))
+    base = ["-m", "policy=linucb", f"seed={seeds}", f"rounds={rounds}", "progress=false"]
+    times = {}
+    for launcher in ("basic", "local_parallel"):
+        tmp = tempfile.mkdtemp(prefix="bench_sweep_")
+        try:
+            extra = ["hydra/launcher=local_parallel"] if launcher == "local_parallel" else []
+            times[launcher] = _run([*base[:1], *extra, *base[1:]], tmp)
+            finished = [r for r in _runs(tmp) if r.info.status == "FINISHED"]
+            assert len(finished) >= n_jobs, finished
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    speedup = times["basic"] / times["local_parallel"]
+    return [
+        Row(
+            f"sweep: {n_jobs} × simulate linucb, joblib launcher",
+            n_jobs * rounds,
+            times["local_parallel"],
+            peers={"basic launcher": n_jobs * rounds / times["basic"]},
+            target="≥ 1.7× the basic launcher",
+            met=None if quick else speedup >= 1.7,
+            notes=(
+                f"wall: basic {times['basic']:.1f} s, joblib (2 processes) "
+                f"{times['local_parallel']:.1f} s → {speedup:.2f}×"
+            ),
+            extra={"speedup": speedup},
+        )
+    ]
