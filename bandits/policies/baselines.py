@@ -147,22 +147,24 @@ class Retargeting(Policy):
             fallback = int(generic[0])
         else:
             fallback = _action_index(spec, self.fallback, "policy.fallback")
-        suits = {ch: cat[f"suits_{ch}"].to_numpy().astype(bool) for ch in self.channels_} or {
-            "": np.ones(spec.n_actions, bool)
-        }
+        # one column per known channel, plus a last column for channels the catalog does
+        # not describe (no suitability information: any variant may be sent)
+        suits = [cat[f"suits_{ch}"].to_numpy().astype(bool) for ch in self.channels_]
+        suits.append(np.ones(spec.n_actions, bool))
         self.categories_ = tuple(
             sorted({c for c, m in zip(category, mentions, strict=True) if not m})
         )
+        category_arr = np.asarray(category, dtype=object)
         n_ch, n_cat = len(suits), len(self.categories_)
         self.retarget_by_channel_ = np.full(n_ch, -1, np.int64)
         self.generic_by_cat_channel_ = np.full((n_cat + 1, n_ch), fallback, np.int64)
-        for j, ok in enumerate(suits.values()):
+        for j, ok in enumerate(suits):
             cands = np.flatnonzero(mentions & ok)
             cands = cands if cands.size else np.flatnonzero(mentions)
             if cands.size:
                 self.retarget_by_channel_[j] = cands[0]
             for i, c in enumerate(self.categories_):
-                in_cat = np.array([x == c for x in category]) & ~mentions
+                in_cat = (category_arr == c) & ~mentions
                 cands = np.flatnonzero(in_cat & ok)
                 cands = cands if cands.size else np.flatnonzero(in_cat)
                 if cands.size:
@@ -179,10 +181,8 @@ class Retargeting(Policy):
         for col in ("channel", "last_viewed_category", "days_since_view"):
             if col not in ctx.frame.columns:
                 raise ConfigError(f"policy 'retargeting' needs context column '{col}'")
-        ch = (
-            self._codes(ctx, "channel", self.channels_) if self.channels_ else np.zeros(n, np.int64)
-        )
-        ch = np.minimum(ch, len(self.retarget_by_channel_) - 1)
+        # unknown channels (and catalogs without suits_* columns) map to the last column
+        ch = self._codes(ctx, "channel", self.channels_)
         cat = self._codes(ctx, "last_viewed_category", self.categories_)
         recent = ctx.frame["days_since_view"].to_numpy() <= self.max_days_since_view
         retarget = self.retarget_by_channel_[ch]
