@@ -1,0 +1,114 @@
+"""LinUCB / LinTS benchmarks in their --quick form, and the fast paths they time: the compiled
+replay equals the library's replay; LinTS probabilities keep their exactness guarantees."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from bandits.data import load_log
+from bandits.offline.replay import replay
+from bandits.policies import _linear_kernels as kern
+from bandits.policies import make_policy
+from bandits.simulate import run_online
+from experiments.benchmarks.linear import bench_lints, bench_linucb, problem
+
+
+def _sane(rows):
+    for r in rows:
+        assert r.events > 0 and r.seconds > 0 and math.isfinite(r.rate)
+        for v in r.peers.values():
+            assert v is None or v > 0
+
+
+def test_bench_linucb_quick():
+    rows = bench_linucb(quick=True)
+    _sane(rows)
+    assert 0 <= rows[0].extra["mean_regret"] < 0.5
+    assert 0 < rows[1].extra["accepted"] < rows[1].events
+
+
+def test_bench_lints_quick():
+    rows = bench_lints(quick=True)
+    _sane(rows)
+    assert rows[1].extra["accepted"] > 0
+
+
+@pytest.mark.parametrize("name,settings", [("linucb", {}), ("lints", {"epsilon": 0.1})])
+def test_replay_log_equals_library_replay(name, settings, small_settings, small_env):
+    """The compiled rejection-sampling replay makes the same acceptances and ends in the same
+    state as bandits.offline.replay.replay with the same seed."""
+    logger = run_online(small_env, make_policy("uniform"), 600, np.random.SeedSequence(4))
+    data = load_log(logger.log, catalog=small_env.catalog.to_frame())
+    spec = data.problem_spec()
+    ref = make_policy(name, settings).reset(spec, 5)
+    res = replay(data, ref, seed=9, min_accepted=1)
+    fast = make_policy(name, settings).reset(spec, 5)
+    u = np.random.default_rng(np.random.SeedSequence(9)).random(data.n)
+    accepted, _ = fast.replay_log(
+        spec.contexts(data.frame),
+        data.action,
+        data.reward,
+        data.propensity,
+        u,
+        float(data.propensity.min()),
+    )
+    np.testing.assert_array_equal(np.flatnonzero(accepted), res.accepted)
+    np.testing.assert_array_equal(fast.A_inv_, ref.A_inv_)
+    np.testing.assert_array_equal(fast.b_, ref.b_)
+
+
+def test_play_is_bit_for_bit_blocks_of_batch_probs_and_sm_update():
+    spec, ctx, potential, _ = problem(3000, seed=5)
+    for name in ("linucb", "lints"):
+        fast = make_policy(name).reset(spec, 1)
+        ref = make_policy(name).reset(spec, 1)
+        dec = fast.play(ctx, potential)
+        for s in range(3000):
+            part = ctx.slice(s, s + 1)
+            np.testing.assert_array_equal(ref.action_probs(part)[0], dec.probs[s])
+            a = dec.actions[s : s + 1]
+            ref.update(part, a, potential[s : s + 1, a[0]], dec.propensities[s : s + 1])
+        np.testing.assert_array_equal(fast.A_inv_, ref.A_inv_)
+        np.testing.assert_array_equal(fast.theta_, ref.theta_)
+        assert np.array_equal(fast.A_inv_, fast.A_inv_.transpose(0, 2, 1))  # exactly symmetric
+
+
+def _ts(means, sds, n_nodes=16):
+    nodes, weights = kern.gauss_hermite_normal(n_nodes)
+    k = len(means)
+    out = np.empty(k)
+    kern._ts_probs(
+        np.asarray(means, float),
+        np.asarray(sds, float),
+        nodes,
+        weights,
+        kern._weight_below(weights),
+        np.empty(k, np.int64),
+        out,
+    )
+    return out
+
+
+def test_lints_two_competing_arms_use_the_exact_closed_form():
+    from statistics import NormalDist
+
+    # arms 2..4 are pruned (P(X_k > X_leader) < 1e-16); arms 0 and 1 compete
+    p = _ts([0.50, 0.48, -1.0, -2.0, -3.0], [0.02, 0.05, 0.01, 0.01, 0.01])
+    exact = NormalDist().cdf((0.50 - 0.48) / math.hypot(0.02, 0.05))
+    assert p[0] == pytest.approx(exact, abs=1e-15)
+    assert p[1] == pytest.approx(1 - exact, abs=1e-15)
+    assert np.all(p[2:] == 0.0)
+
+
+def test_lints_many_arms_match_quadrature_and_ties_split():
+    assert np.all(_ts([0.1] * 6, [0.2] * 6) == 1.0 / 6)  # identical arms share one evaluation
+    assert np.array_equal(_ts([0.3, 0.3, 0.1], [0.0, 0.0, 0.0]), [0.5, 0.5, 0.0])
+    # three arms with equal widths: 16-node Gauss–Hermite is accurate to ~1e-9 here
+    rng = np.random.default_rng(0)
+    m, s = np.array([0.0, 0.1, 0.05]), np.array([0.1, 0.1, 0.1])
+    draws = rng.normal(m, s, size=(400_000, 3)).argmax(axis=1)
+    mc = np.bincount(draws, minlength=3) / len(draws)
+    np.testing.assert_allclose(_ts(m, s), mc, atol=4e-3)
