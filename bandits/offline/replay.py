@@ -78,6 +78,7 @@ def replay(
     min_accepted: int = 500,
     window: int = 4096,
     ctx: Contexts | None = None,
+    compiled: bool = True,
 ) -> ReplayResult:
     """Replay ``policy`` (already bound to ``data.problem_spec()``) through ``data``.
 
@@ -85,6 +86,8 @@ def replay(
         min_accepted: fewer accepted events than this → ``supported=False``.
         window: the most events scored per policy call (speed only: the look-ahead adapts
             to the gaps between acceptances, and results do not depend on it).
+        compiled: use the policy's compiled ``replay_log`` when it has one (same
+            acceptances and final state; ``False`` runs the reference loop below).
     """
     if min_accepted < 1 or window < 1:
         raise ConfigError("replay.min_accepted and replay.window must be ≥ 1")
@@ -93,6 +96,11 @@ def replay(
     ctx = ctx if ctx is not None else data.problem_spec().contexts(data.frame)
     mu = data.propensity
     c = float(mu.min()) if data.n else 1.0
+    if compiled and hasattr(policy, "replay_log"):
+        hit_mask, _ = policy.replay_log(ctx, data.action, data.reward, mu, u, c)
+        idx = np.flatnonzero(hit_mask)
+        policy.n_updates_ += int(idx.size)
+        return _result(policy, data, idx, c, min_accepted)
     accepted: list[int] = []
     t = 0
     w = min(window, 16)
@@ -117,7 +125,12 @@ def replay(
         )
         accepted.append(j)
         t = j + 1
-    idx = np.asarray(accepted, dtype=np.int64)
+    return _result(policy, data, np.asarray(accepted, dtype=np.int64), c, min_accepted)
+
+
+def _result(
+    policy: Policy, data: LoggedData, idx: np.ndarray, c: float, min_accepted: int
+) -> ReplayResult:
     rewards = data.reward[idx]
     n_acc = int(idx.size)
     value = float(rewards.mean()) if n_acc else float("nan")
