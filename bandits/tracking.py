@@ -3,6 +3,13 @@
 Conventions: every run logs flattened params (batched), the resolved config as YAML, the seed,
 the git commit and package versions as tags; step metrics go through ``log_batch`` in chunks;
 runs are always ended with a terminal status (FINISHED, FAILED or KILLED), never left RUNNING.
+
+Background logging: ``run(..., background=True)`` gives the run one worker thread. Every
+``log_*`` call made inside it is then queued (in order) and executed by the worker, so MLflow's
+store writes, parquet encoding and artifact uploads overlap with the caller's work (e.g. the
+simulation). The run ends only after the queue is drained; if any queued call failed, the run
+ends FAILED and the first error is raised. Arguments must not be mutated after the call
+(polars frames are immutable; figures are rendered to PNG in the calling thread).
 """
 
 from __future__ import annotations
@@ -10,10 +17,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -30,6 +39,61 @@ PARAM_BATCH = 100
 TAG_PARENT = "mlflow.parentRunId"
 #: id of the last run started by :func:`run` in this process (None before any)
 last_run_id: str | None = None
+#: per open ``run`` block (innermost last): its background worker, or None (synchronous)
+_workers: list[_Worker | None] = []
+#: clean-up callbacks of the open ``run`` blocks (innermost last), called when the block ends
+_cleanups: list[list[Callable[[], None]]] = []
+
+
+class _Worker:
+    """One thread executing queued tracking calls in submission order."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-log")
+        self._futures: list[Future] = []
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._futures.append(self._pool.submit(fn, *args))
+
+    def drain(self, cancel: bool = False) -> BaseException | None:
+        """Wait for (or, with ``cancel``, drop) the queued calls; the first error, if any."""
+        self._pool.shutdown(wait=True, cancel_futures=cancel)
+        for fut in self._futures:
+            if not fut.cancelled() and fut.exception() is not None:
+                return fut.exception()
+        return None
+
+
+def _active_run_id() -> str:
+    active = mlflow.active_run()
+    if active is None:
+        raise RuntimeError("no active MLflow run: log inside `with tracking.run(...)`")
+    return active.info.run_id
+
+
+def _dispatch(fn: Callable[..., Any], *args: Any) -> None:
+    """Run ``fn(*args)`` now, or queue it on the innermost background worker."""
+    worker = _workers[-1] if _workers else None
+    if worker is not None:
+        worker.submit(fn, *args)
+    else:
+        fn(*args)
+
+
+def flush() -> None:
+    """Wait until every queued call of the innermost background run has executed (raises
+    the first error). A no-op without background logging."""
+    if not _workers or _workers[-1] is None:
+        return
+    worker = _workers.pop()
+    assert worker is not None
+    error = worker.drain()
+    _workers.append(_Worker(worker.run_id))
+    if error is not None:
+        raise error
+
+
 PACKAGES = ("numpy", "polars", "vowpalwabbit", "mlflow", "hydra-core", "numba")
 
 
@@ -121,9 +185,14 @@ def run(
     *,
     parent_run_id: str | None = None,
     tags: Mapping[str, str] | None = None,
+    background: bool = False,
 ) -> Iterator[str]:
     """Start a run (a child of ``parent_run_id`` if given) and always end it: FINISHED on
-    success, KILLED on Ctrl-C, FAILED on any exception (which propagates). Yields the run id."""
+    success, KILLED on Ctrl-C, FAILED on any exception (which propagates). Yields the run id.
+
+    ``background=True``: ``log_*`` calls inside the block are queued on a worker thread (see
+    the module docstring); the queue is drained before the run ends, and a failed call fails
+    the run."""
     exp_id = ensure_experiment(experiment)
     all_tags = {"git_commit": git_commit(Path(__file__).parent)}
     all_tags.update({f"version.{k}": v for k, v in package_versions().items()})
@@ -137,16 +206,33 @@ def run(
     run_id = active.info.run_id
     global last_run_id
     last_run_id = run_id
+    _workers.append(_Worker(run_id) if background else None)
+    cleanups: list[Callable[[], None]] = []
+    _cleanups.append(cleanups)
+
+    def stop_worker(cancel: bool) -> BaseException | None:
+        current = _workers.pop()  # flush() may have replaced the worker object
+        error = current.drain(cancel=cancel) if current is not None else None
+        _cleanups.pop()
+        for clean in cleanups:
+            clean()
+        return error
+
     try:
         yield run_id
     except KeyboardInterrupt:
+        stop_worker(cancel=True)
         mlflow.end_run(status="KILLED")
         raise
     except BaseException:
+        stop_worker(cancel=True)
         mlflow.end_run(status="FAILED")
         raise
-    else:
-        mlflow.end_run(status="FINISHED")
+    error = stop_worker(cancel=False)
+    if error is not None:
+        mlflow.end_run(status="FAILED")
+        raise error
+    mlflow.end_run(status="FINISHED")
 
 
 def start_parent(experiment: str, run_name: str, tags: Mapping[str, str] | None = None) -> str:
@@ -200,60 +286,137 @@ def log_params(params: Mapping[str, Any]) -> None:
         if len(text) > MAX_PARAM_LENGTH:
             text = text[: MAX_PARAM_LENGTH - 12] + "…[truncated]"
         items.append(Param(k, text))
-    client = MlflowClient()
-    run_id = mlflow.active_run().info.run_id  # type: ignore[union-attr]
-    for i in range(0, len(items), PARAM_BATCH):
-        client.log_batch(run_id, params=items[i : i + PARAM_BATCH])
+    run_id = _active_run_id()
+
+    def send() -> None:
+        client = MlflowClient()
+        for i in range(0, len(items), PARAM_BATCH):
+            client.log_batch(run_id, params=items[i : i + PARAM_BATCH])
+
+    _dispatch(send)
 
 
 def log_tags(tags: Mapping[str, Any]) -> None:
-    mlflow.set_tags({k: str(v) for k, v in tags.items()})
+    run_id = _active_run_id()
+    items = [RunTag(k, str(v)) for k, v in tags.items()]
+    _dispatch(lambda: MlflowClient().log_batch(run_id, tags=items))
 
 
 def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
     """Log final metrics in one batch (non-finite values are skipped, not logged as NaN)."""
     clean = {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
-    if clean:
-        mlflow.log_metrics(clean, step=step)
+    if not clean:
+        return
+    run_id = _active_run_id()
+    ts = int(mlflow.utils.time.get_current_time_millis())
+    items = [Metric(k, v, ts, int(step or 0)) for k, v in clean.items()]
+    _dispatch(lambda: MlflowClient().log_batch(run_id, metrics=items))
 
 
 def log_metric_series(frame: pl.DataFrame, step_column: str = "step") -> None:
     """Log every non-step column of ``frame`` as a metric over ``step``, in batches."""
-    client = MlflowClient()
-    run_id = mlflow.active_run().info.run_id  # type: ignore[union-attr]
+    run_id = _active_run_id()
     ts = int(mlflow.utils.time.get_current_time_millis())
-    steps = frame[step_column].to_numpy()
-    batch: list[Metric] = []
-    for col in frame.columns:
-        if col == step_column:
-            continue
-        values = frame[col].to_numpy()
-        for s, v in zip(steps.tolist(), values.tolist(), strict=True):
-            if v is not None and np.isfinite(v):
-                batch.append(Metric(col, float(v), ts, int(s)))
-    for i in range(0, len(batch), BATCH):
-        client.log_batch(run_id, metrics=batch[i : i + BATCH])
+
+    def send() -> None:
+        steps = frame[step_column].to_numpy()
+        batch: list[Metric] = []
+        for col in frame.columns:
+            if col == step_column:
+                continue
+            values = frame[col].to_numpy()
+            for s, v in zip(steps.tolist(), values.tolist(), strict=True):
+                if v is not None and np.isfinite(v):
+                    batch.append(Metric(col, float(v), ts, int(s)))
+        client = MlflowClient()
+        for i in range(0, len(batch), BATCH):
+            client.log_batch(run_id, metrics=batch[i : i + BATCH])
+
+    _dispatch(send)
+
+
+def _upload(run_id: str, write: Callable[[Path], None], artifact_file: str) -> None:
+    """``write(path)`` into a fresh temp dir, upload it as ``artifact_file``, clean up."""
+    tmp = Path(tempfile.mkdtemp(prefix="bandits-artifact-"))
+    try:
+        path = tmp / Path(artifact_file).name
+        write(path)
+        parent = str(Path(artifact_file).parent)
+        MlflowClient().log_artifact(run_id, str(path), None if parent == "." else parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def log_text(text: str, artifact_file: str) -> None:
-    mlflow.log_text(text, artifact_file)
+    run_id = _active_run_id()
+    _dispatch(_upload, run_id, lambda p: p.write_text(text, encoding="utf-8"), artifact_file)
 
 
 def log_dict(data: Mapping[str, Any], artifact_file: str) -> None:
-    mlflow.log_dict(dict(data), artifact_file)
+    """A mapping as JSON (``.json``) or YAML (``.yaml``/``.yml``)."""
+    run_id = _active_run_id()
+    if artifact_file.endswith((".yaml", ".yml")):
+        import yaml
+
+        text = yaml.safe_dump(dict(data), default_flow_style=False, sort_keys=False)
+    else:
+        text = json.dumps(dict(data), indent=2, default=str)
+    _dispatch(_upload, run_id, lambda p: p.write_text(text, encoding="utf-8"), artifact_file)
 
 
 def log_figure(fig: Any, artifact_file: str) -> None:
-    mlflow.log_figure(fig, artifact_file)
+    """Render ``fig`` (a matplotlib Figure) here, in the calling thread, and upload it."""
+    import io
+
+    buf = io.BytesIO()
+    fmt = Path(artifact_file).suffix.lstrip(".") or "png"
+    fig.savefig(buf, format=fmt)
+    data = buf.getvalue()
+    run_id = _active_run_id()
+    _dispatch(_upload, run_id, lambda p: p.write_bytes(data), artifact_file)
 
 
 def log_parquet(frame: pl.DataFrame, artifact_file: str) -> None:
     """Write ``frame`` to parquet in a temp dir, then upload (never a partial artifact)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / Path(artifact_file).name
-        frame.write_parquet(path)
-        parent = str(Path(artifact_file).parent)
-        mlflow.log_artifact(str(path), artifact_path=None if parent == "." else parent)
+    run_id = _active_run_id()
+    _dispatch(_upload, run_id, frame.write_parquet, artifact_file)
+
+
+class ParquetArtifact:
+    """A parquet artifact written piece by piece while the run goes on
+    (:class:`bandits.data.ParquetAppender` in a temp dir), uploaded by :meth:`close`.
+    With background logging, writes are queued on the run's worker thread."""
+
+    def __init__(self, artifact_file: str, row_group_rows: int = 131_072) -> None:
+        from bandits.data import ParquetAppender
+
+        self.run_id = _active_run_id()
+        self.artifact_file = artifact_file
+        self._tmp = Path(tempfile.mkdtemp(prefix="bandits-artifact-"))
+        self._appender = ParquetAppender(self._tmp / Path(artifact_file).name, row_group_rows)
+        if _cleanups:  # whatever happens, the temp dir goes when the run block ends
+            _cleanups[-1].append(self.abort)
+
+    def write(self, frame: pl.DataFrame) -> None:
+        _dispatch(self._appender.write, frame)
+
+    def close(self) -> None:
+        """Finish the file and upload it (queued after the writes)."""
+        _dispatch(self._finish)
+
+    def _finish(self) -> None:
+        try:
+            path = self._appender.close()
+            parent = str(Path(self.artifact_file).parent)
+            MlflowClient().log_artifact(self.run_id, str(path), None if parent == "." else parent)
+        finally:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def abort(self) -> None:
+        """Drop the partial file (nothing is uploaded). Called when the run block ends;
+        a no-op after a completed :meth:`close`."""
+        self._appender.abort()
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
 
 def log_input(frame: pl.DataFrame, name: str, source: str, context: str = "training") -> None:
@@ -286,6 +449,7 @@ def artifact_uri(run_id: str, path: str = "") -> str:
 
 
 __all__ = [
+    "ParquetArtifact",
     "RunTag",
     "artifact_uri",
     "configure",
@@ -293,6 +457,7 @@ __all__ = [
     "end_parent",
     "ensure_experiment",
     "flatten",
+    "flush",
     "git_commit",
     "log_dict",
     "log_figure",

@@ -38,12 +38,14 @@ def validate(cfg: DictConfig) -> tuple[Any, Any]:
 def simulate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]:
     audience, policy = validate(cfg)
     from bandits import tracking  # imported late: MLflow takes seconds to import
-    from bandits.report import plot_online_curves
+    from bandits.simulate import problem_spec
+
+    plot = bool(cfg.plot)
+    if plot:
+        from bandits.report import plot_online_curves
 
     env = Environment(audience, np.random.SeedSequence([int(cfg.seed), 0]))
     # build the policy against the catalog now, so catalog-dependent settings fail early
-    from bandits.simulate import problem_spec
-
     policy.reset(problem_spec(env), 0)
     if parent_run_id is None:
         common.tracking_uri(cfg)
@@ -60,36 +62,33 @@ def simulate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
             "audience": audience.name,
             "seed": str(cfg.seed),
         },
+        background=True,  # MLflow writes overlap with the simulation
     ) as run_id:
         tracking.log_params(resolved)
         tracking.log_params({"policy_params": policy.get_params()})
         tracking.log_text(common.config_yaml(cfg), "config.yaml")
+        on_log = stream = None
+        if cfg.decision_log.enabled:
+            # the decision log is written day by day while the simulation runs
+            stream = tracking.ParquetArtifact("decision_log/decision_log.parquet")
+            keep_user_key = bool(cfg.decision_log.include_user_key)
+
+            def on_log(day_rows):
+                stream.write(day_rows if keep_user_key else day_rows.drop("user_key"))
+
         t0 = time.perf_counter()
         result = run_online(
-            Environment(audience, np.random.SeedSequence([int(cfg.seed), 0])),
+            env,  # fresh: problem_spec only read its catalog
             common.policy_from_cfg(cfg),
             rounds,
             np.random.SeedSequence([int(cfg.seed), 1]),
             eval_rounds=int(cfg.eval_rounds),
             on_day=_progress(rounds, bool(cfg.progress), policy.name),
+            on_log=on_log,
         )
         wall = time.perf_counter() - t0
-        summary = result.summary()
-        curves = result.curves(every)
-        tracking.log_metric_series(curves)
-        tracking.log_metrics(
-            {**summary, "simulation_seconds": wall, "rounds_per_second": rounds / wall}
-        )
-        fig = plot_online_curves(
-            {policy.name: curves}, title=f"{policy.name} on audience '{audience.name}'"
-        )
-        tracking.log_figure(fig, "plots/cumulative_reward_regret.png")
-        tracking.log_dict(summary, "summary.json")
-        if cfg.decision_log.enabled:
-            log = result.log
-            if not cfg.decision_log.include_user_key:
-                log = log.drop("user_key")
-            tracking.log_parquet(log, "decision_log/decision_log.parquet")
+        if stream is not None:
+            stream.close()
             tracking.log_parquet(env.catalog.to_frame(), "decision_log/catalog.parquet")
             tracking.log_dict(
                 {
@@ -100,6 +99,20 @@ def simulate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
                 },
                 "decision_log/metadata.json",
             )
+        summary = result.summary()
+        curves = result.curves(every)
+        tracking.log_metric_series(curves)
+        tracking.log_metrics(
+            {**summary, "simulation_seconds": wall, "rounds_per_second": rounds / wall}
+        )
+        tracking.log_dict(summary, "summary.json")
+        if plot:
+            t1 = time.perf_counter()
+            fig = plot_online_curves(
+                {policy.name: curves}, title=f"{policy.name} on audience '{audience.name}'"
+            )
+            tracking.log_figure(fig, "plots/cumulative_reward_regret.png")
+            tracking.log_metrics({"plot_seconds": time.perf_counter() - t1})
         print(
             f"{policy.name}: true value {summary['true_value']:.4f} "
             f"(oracle {summary['oracle_value']:.4f}), mean reward {summary['mean_reward']:.4f} "

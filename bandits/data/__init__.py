@@ -78,7 +78,13 @@ from bandits.data.contract import (
     detect_context_columns,
     is_ground_truth,
 )
-from bandits.data.io import LogSource, resolve_source, write_log, write_log_dir
+from bandits.data.io import (
+    LogSource,
+    ParquetAppender,
+    resolve_source,
+    write_log,
+    write_log_dir,
+)
 from bandits.data.load import load_log
 from bandits.data.stream import iter_log_batches
 from bandits.data.validate import LogArrays, check_catalog, validate_log
@@ -92,6 +98,7 @@ __all__ = [
     "LogArrays",
     "LogSource",
     "LoggedData",
+    "ParquetAppender",
     "check_catalog",
     "detect_context_columns",
     "is_ground_truth",

@@ -263,3 +263,110 @@ def write_log_dir(
         _replace_atomically(d / METADATA_FILE, lambda tmp: Path(tmp).write_text(text, "utf-8"))
     write_log(frame, d / f"{LOG_FILE}.parquet")  # last: its presence marks a complete log
     return d
+
+
+class ParquetAppender:
+    """Write a parquet file frame by frame (for logs produced in pieces, e.g. one simulated
+    day at a time), atomically: rows go to ``<path>.tmp`` in row groups of at least
+    ``row_group_rows`` rows (smaller pieces are buffered), and only :meth:`close` renames the
+    complete file to ``path``. :meth:`abort` (or an exception inside a ``with`` block) removes
+    the partial file, so no partial log is ever presented under the final name.
+
+    Every frame must have the schema of the first one (same columns, order and dtypes; polars
+    ``Enum``/``Categorical``/``Array`` columns read back unchanged). The file equals
+    ``pl.concat(frames).write_parquet(path)`` row for row (zstd compression, like polars).
+    """
+
+    def __init__(self, path: PathLike, row_group_rows: int = 131_072) -> None:
+        if int(row_group_rows) <= 0:
+            raise ValueError(f"row_group_rows must be > 0, got {row_group_rows}")
+        self.path = Path(os.fspath(path))
+        self.tmp = self.path.with_name(self.path.name + ".tmp")
+        self.row_group_rows = int(row_group_rows)
+        self.rows_written = 0
+        self._buffer: list[pl.DataFrame] = []
+        self._buffered = 0
+        self._schema: pl.Schema | None = None
+        self._writer: Any = None
+        self._closed = False
+
+    def write(self, frame: pl.DataFrame) -> None:
+        """Append ``frame``'s rows (buffered until a row group is full)."""
+        if self._closed:
+            raise DataError(f"cannot write to '{self.path}': the appender is closed")
+        if self._schema is None:
+            self._schema = frame.schema
+        elif frame.schema != self._schema:
+            self.abort()
+            raise DataError(
+                f"cannot append to '{self.path}': schema {dict(frame.schema)} differs from "
+                f"the first frame's {dict(self._schema)}"
+            )
+        if frame.height == 0:
+            return
+        self._buffer.append(frame)
+        self._buffered += frame.height
+        if self._buffered >= self.row_group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        import pyarrow.parquet as pq
+
+        table = pl.concat(self._buffer, how="vertical", rechunk=True).to_arrow()
+        self._buffer, self._buffered = [], 0
+        try:
+            if self._writer is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._writer = pq.ParquetWriter(self.tmp, table.schema, compression="zstd")
+            self._writer.write_table(table, row_group_size=table.num_rows)
+        except _READ_ERRORS as exc:
+            self.abort()
+            raise DataError(f"cannot write '{self.path}': {_one_line(exc)}") from None
+        self.rows_written += table.num_rows
+
+    def close(self) -> Path:
+        """Write what is buffered, finish the file and rename it to ``path``; returns it.
+
+        With no rows at all, the file holds the first frame's schema and no rows (or an
+        empty table if nothing was written)."""
+        if self._closed:
+            return self.path
+        try:
+            self._flush()
+            if self._writer is None:
+                empty = pl.DataFrame(schema=self._schema) if self._schema else pl.DataFrame()
+                _replace_atomically(self.path, empty.write_parquet)
+            else:
+                self._writer.close()
+                self._writer = None
+                with open(self.tmp, "rb+") as fh:
+                    os.fsync(fh.fileno())
+                os.replace(self.tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+        return self.path
+
+    def abort(self) -> None:
+        """Drop everything: close the writer and delete the partial file."""
+        self._closed = True
+        self._buffer, self._buffered = [], 0
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except Exception:  # the partial file is deleted anyway
+                pass
+            self._writer = None
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> ParquetAppender:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

@@ -145,6 +145,7 @@ def run_online(
     features: FeatureSchema | None = None,
     eval_rounds: int = 5000,
     on_day: Callable[[int], None] | None = None,
+    on_log: Callable[[pl.DataFrame], None] | None = None,
 ) -> OnlineResult:
     """Run ``policy`` for ``rounds`` impression opportunities on ``env``.
 
@@ -155,6 +156,9 @@ def run_online(
         seed: the policy's seed (and the held-out evaluation stream's).
         eval_rounds: held-out impressions on which the final policy's true value is measured.
         on_day: progress callback, called with the number of rounds done after each day.
+        on_log: called with each day's decision-log rows as soon as the day is done (e.g. to
+            stream them to a file while the simulation goes on); ``result.log`` still holds
+            every row.
     """
     if int(rounds) <= 0:
         raise ConfigError(f"rounds must be > 0, got {rounds}")
@@ -191,6 +195,8 @@ def run_online(
                 c, d, rr = pending.popleft()
                 policy.update(c, d.actions, rr, d.propensities)
         logs.append(_log_frame(day, dec, r, unsub[idx], idx, spec))
+        if on_log is not None:
+            on_log(logs[-1])
         done += day.n_opportunities
         if on_day is not None:
             on_day(done)

@@ -63,6 +63,10 @@ def test_single_run_logs_everything(tmp_path):
     )
     log = pl.read_parquet(local)
     assert "user_key" not in log.columns and log.height > 0
+    # streamed day by day: every message sent is there once, in order
+    assert log.height == m["messages_sent"]
+    assert (log["round"].diff().drop_nulls() > 0).all() and log["round"].max() < 600
+    assert m["plot_seconds"] > 0 and m["simulation_seconds"] > 0
     # LinUCB is greedy: each propensity is 1 / (number of tied best variants)
     ties = 1.0 / log["propensity"].to_numpy()
     assert abs(ties - ties.round()).max() < 1e-9 and (log["propensity"] == 1.0).mean() > 0.9
