@@ -9,8 +9,10 @@ reliably inherit the environment — read them from there explicitly.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -141,8 +143,11 @@ class MlflowSweepCallback(Callback):
     """
 
     failed: bool = False
+    _prewarm: threading.Thread | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # joblib workers start importing now, while this process imports MLflow
+        MlflowSweepCallback._prewarm = prewarm_joblib_workers(config)
         from bandits import tracking
 
         uri = tracking_uri(config)
@@ -160,6 +165,9 @@ class MlflowSweepCallback(Callback):
         )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if MlflowSweepCallback._prewarm is not None:
+            MlflowSweepCallback._prewarm.join()
+            MlflowSweepCallback._prewarm = None
         from bandits import tracking
 
         path = Path(config.hydra.sweep.dir) / PARENT_FILE
@@ -170,6 +178,54 @@ class MlflowSweepCallback(Callback):
         status = tracking.end_parent(record["run_id"])
         MlflowSweepCallback.failed = status != "FINISHED"
         print(f"sweep parent run {record['run_id']}: {status}", file=sys.stderr)
+
+
+def _import_job_modules() -> int:
+    """Import what every job needs (MLflow, matplotlib, numba kernels: ~10 s on a slow
+    machine) in a joblib worker; returns the worker's pid."""
+    import bandits.policies
+    import bandits.report
+    import bandits.simulate
+    import bandits.tracking  # noqa: F401
+
+    return os.getpid()
+
+
+def prewarm_joblib_workers(config: DictConfig) -> threading.Thread | None:
+    """With Hydra's joblib launcher, start its worker processes and their imports at once,
+    in a background thread, instead of when the first job is dispatched.
+
+    Uses exactly the launcher's ``joblib.Parallel`` arguments, so its ``Parallel`` call finds
+    the same (loky, reusable) executor and its warm workers. Returns the thread (join it
+    before exiting), or None for other launchers. Best effort: a failure here only means
+    the workers start cold.
+    """
+    launcher = config.hydra.launcher
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return None
+    try:
+        from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
+        from joblib import Parallel, delayed
+    except ImportError:
+        return None
+    joblib_cfg = OmegaConf.to_container(launcher, resolve=True)
+    assert isinstance(joblib_cfg, dict)
+    joblib_cfg.pop("_target_", None)
+    joblib_cfg["backend"] = "loky"  # as the launcher does
+    process_joblib_cfg(joblib_cfg)
+    n_jobs = int(joblib_cfg.get("n_jobs") or 1)
+    if n_jobs < 0:
+        n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+
+    def warm() -> None:
+        try:
+            Parallel(**joblib_cfg)(delayed(_import_job_modules)() for _ in range(n_jobs))
+        except Exception:  # best effort: the jobs import what they need anyway
+            pass
+
+    thread = threading.Thread(target=warm, name="joblib-prewarm", daemon=True)
+    thread.start()
+    return thread
 
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
