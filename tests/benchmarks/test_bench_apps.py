@@ -14,6 +14,7 @@ def test_bench_mlflow_quick():
     (row,) = bench_mlflow(quick=True)
     assert row.seconds > 0 and 0.0 <= row.extra["share"] < 1.0
     assert row.extra["startup"] > 0 and row.extra["simulation"] > 0
+    assert 0.0 < row.extra["plot_share"] < 1.0
 
 
 @pytest.mark.slow
