@@ -387,7 +387,7 @@ class ParquetArtifact:
     (:class:`bandits.data.ParquetAppender` in a temp dir), uploaded by :meth:`close`.
     With background logging, writes are queued on the run's worker thread."""
 
-    def __init__(self, artifact_file: str, row_group_rows: int = 131_072) -> None:
+    def __init__(self, artifact_file: str, row_group_rows: int = 65_536) -> None:
         from bandits.data import ParquetAppender
 
         self.run_id = _active_run_id()

@@ -277,7 +277,7 @@ class ParquetAppender:
     ``pl.concat(frames).write_parquet(path)`` row for row (zstd compression, like polars).
     """
 
-    def __init__(self, path: PathLike, row_group_rows: int = 131_072) -> None:
+    def __init__(self, path: PathLike, row_group_rows: int = 65_536) -> None:
         if int(row_group_rows) <= 0:
             raise ValueError(f"row_group_rows must be > 0, got {row_group_rows}")
         self.path = Path(os.fspath(path))
@@ -319,7 +319,18 @@ class ParquetAppender:
         try:
             if self._writer is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._writer = pq.ParquetWriter(self.tmp, table.schema, compression="zstd")
+                # dictionary-encode only text-like columns: trying it on float columns costs
+                # a third of the write time and saves nothing
+                text = [
+                    f.name
+                    for f in table.schema
+                    if pa.types.is_dictionary(f.type)
+                    or pa.types.is_string(f.type)
+                    or pa.types.is_large_string(f.type)
+                ]
+                self._writer = pq.ParquetWriter(
+                    self.tmp, table.schema, compression="zstd", use_dictionary=text
+                )
             self._writer.write_table(table, row_group_size=table.num_rows)
         except _READ_ERRORS as exc:
             self.abort()
