@@ -28,6 +28,8 @@ def validate(cfg: DictConfig) -> tuple[Any, Any]:
         raise ConfigError(f"rounds must be a positive integer, got {cfg.rounds!r}") from None
     if rounds <= 0:
         raise ConfigError(f"rounds must be > 0, got {rounds}")
+    if cfg.metric_every is not None and int(cfg.metric_every) <= 0:
+        raise ConfigError(f"metric_every must be > 0 (or null), got {cfg.metric_every}")
     if int(cfg.eval_rounds) < 0:
         raise ConfigError(f"eval_rounds must be ≥ 0, got {cfg.eval_rounds}")
     audience = audience_settings_from_dict(common.resolved_config(cfg.audience))
@@ -76,6 +78,7 @@ def simulate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
             def on_log(day_rows):
                 stream.write(day_rows if keep_user_key else day_rows.drop("user_key"))
 
+        curve_buffer = _CurveBuffer(tracking.log_metric_series)
         t0 = time.perf_counter()
         result = run_online(
             env,  # fresh: problem_spec only read its catalog
@@ -85,8 +88,10 @@ def simulate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
             eval_rounds=int(cfg.eval_rounds),
             on_day=_progress(rounds, bool(cfg.progress), policy.name),
             on_log=on_log,
+            on_curves=(every, curve_buffer.add),  # curves reach MLflow while the run goes on
         )
         wall = time.perf_counter() - t0
+        curve_buffer.flush()
         if stream is not None:
             stream.close()
             tracking.log_parquet(env.catalog.to_frame(), "decision_log/catalog.parquet")
@@ -101,7 +106,6 @@ def simulate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
             )
         summary = result.summary()
         curves = result.curves(every)
-        tracking.log_metric_series(curves)
         tracking.log_metrics(
             {**summary, "simulation_seconds": wall, "rounds_per_second": rounds / wall}
         )
@@ -128,6 +132,29 @@ def simulate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
             )
         return float(summary[cfg.objective])  # what a tuning sweeper maximises
     return summary
+
+
+class _CurveBuffer:
+    """Collects the curve points streamed by ``run_online`` and hands them to ``log`` (the
+    background MLflow writer) in batches of at least ``rows`` points."""
+
+    def __init__(self, log: Any, rows: int = 50) -> None:
+        self.log, self.rows = log, rows
+        self.frames: list[Any] = []
+        self.pending = 0
+
+    def add(self, frame: Any) -> None:
+        self.frames.append(frame)
+        self.pending += frame.height
+        if self.pending >= self.rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.frames:
+            import polars as pl
+
+            self.log(pl.concat(self.frames))
+            self.frames, self.pending = [], 0
 
 
 def problem_spec_features() -> dict[str, Any]:

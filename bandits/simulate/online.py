@@ -108,23 +108,52 @@ class OnlineResult:
         }
 
     def curves(self, every: int) -> pl.DataFrame:
-        """Cumulative curves sampled every ``every`` rounds (and at the last round)."""
-        steps = np.unique(np.append(np.arange(every, self.rounds + 1, every), self.rounds))
-        idx = steps - 1
-        cum_reward = np.cumsum(self.reward)[idx]
-        cum_expected = np.cumsum(self.expected)[idx]
-        cum_regret = np.cumsum(self.oracle - self.expected)[idx]
-        cum_unsub = np.cumsum(self.unsubscribed)[idx]
-        return pl.DataFrame(
-            {
-                "step": steps,
-                "cumulative_reward": cum_reward,
-                "mean_reward": cum_reward / steps,
-                "true_value": cum_expected / steps,
-                "cumulative_regret": cum_regret,
-                "cumulative_unsubscribes": cum_unsub.astype(np.float64),
-            }
+        """Cumulative curves sampled every ``every`` rounds (and at the last round): columns
+        ``step``, ``cumulative_reward``, ``mean_reward``, ``true_value``,
+        ``cumulative_regret``, ``cumulative_unsubscribes``; one row per step."""
+        return curve_frame(
+            curve_steps(self.rounds, every),
+            self.reward,
+            self.expected,
+            self.oracle,
+            self.unsubscribed,
         )
+
+
+def curve_steps(rounds: int, every: int) -> np.ndarray:
+    """Steps (1-based round counts) at which curves are sampled: every ``every`` rounds and
+    the last round."""
+    if int(every) <= 0:
+        raise ConfigError(f"curve step must be > 0, got {every}")
+    return np.unique(np.append(np.arange(every, rounds + 1, every), rounds)).astype(np.int64)
+
+
+def curve_frame(
+    steps: np.ndarray,
+    reward: np.ndarray,
+    expected: np.ndarray,
+    oracle: np.ndarray,
+    unsubscribed: np.ndarray,
+) -> pl.DataFrame:
+    """Curve values at ``steps`` from per-round arrays covering at least rounds
+    ``[0, steps.max())``: a prefix of the run gives bit-for-bit the values of the full run
+    (cumulative sums are sequential), which is what lets curves stream while it runs."""
+    n = int(steps.max()) if steps.size else 0
+    idx = steps - 1
+    cum_reward = np.cumsum(reward[:n])[idx]
+    cum_expected = np.cumsum(expected[:n])[idx]
+    cum_regret = np.cumsum(oracle[:n] - expected[:n])[idx]
+    cum_unsub = np.cumsum(unsubscribed[:n])[idx]
+    return pl.DataFrame(
+        {
+            "step": steps,
+            "cumulative_reward": cum_reward,
+            "mean_reward": cum_reward / steps,
+            "true_value": cum_expected / steps,
+            "cumulative_regret": cum_regret,
+            "cumulative_unsubscribes": cum_unsub.astype(np.float64),
+        }
+    )
 
 
 def problem_spec(env: Environment, features: FeatureSchema | None = None) -> ProblemSpec:
@@ -146,6 +175,7 @@ def run_online(
     eval_rounds: int = 5000,
     on_day: Callable[[int], None] | None = None,
     on_log: Callable[[pl.DataFrame], None] | None = None,
+    on_curves: tuple[int, Callable[[pl.DataFrame], None]] | None = None,
 ) -> OnlineResult:
     """Run ``policy`` for ``rounds`` impression opportunities on ``env``.
 
@@ -159,6 +189,8 @@ def run_online(
         on_log: called with each day's decision-log rows as soon as the day is done (e.g. to
             stream them to a file while the simulation goes on); ``result.log`` still holds
             every row.
+        on_curves: ``(every, callback)``: after each day, ``callback`` gets the curve points
+            (rows of ``result.curves(every)``, identical values) whose step that day reached.
     """
     if int(rounds) <= 0:
         raise ConfigError(f"rounds must be > 0, got {rounds}")
@@ -176,6 +208,9 @@ def run_online(
     unsub = np.zeros(rounds, bool)
     logs: list[pl.DataFrame] = []
     per_day = env.settings.impressions_per_day
+    if on_curves is not None:
+        steps = curve_steps(rounds, on_curves[0])
+        next_step = 0  # index into steps of the first point not yet reported
     done = 0
     while done < rounds:
         day = env.next_day(min(per_day, rounds - done))
@@ -198,6 +233,11 @@ def run_online(
         if on_log is not None:
             on_log(logs[-1])
         done += day.n_opportunities
+        if on_curves is not None:
+            reached = int(np.searchsorted(steps, done, side="right"))
+            if reached > next_step:
+                on_curves[1](curve_frame(steps[next_step:reached], reward, expected, oracle, unsub))
+                next_step = reached
         if on_day is not None:
             on_day(done)
 

@@ -121,6 +121,7 @@ def test_sweep_with_a_failing_job_finishes_the_others(tmp_path):
         (["audience=nope"], "error: unknown audience 'nope'"),
         (["rounds=0"], "error: rounds must be > 0, got 0"),
         (["rounds=-5"], "error: rounds must be > 0, got -5"),
+        (["metric_every=0"], "error: metric_every must be > 0 (or null), got 0"),
         (["policy=vw", "policy.explorer=greedy"], "error: unknown VW explorer 'greedy'"),
         (["audience.catalog.variants=[]"], "error: audience.catalog is empty"),
         (["policy=fixed", "policy.variant=nope"], "error: policy.variant='nope' is not in"),

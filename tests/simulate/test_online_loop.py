@@ -57,3 +57,33 @@ def test_contextual_policies_beat_uniform_on_default_audience(name):
         learner = _run(name, 6000, seed).summary()
         assert learner["true_value"] > uniform["true_value"] + 0.03
         assert learner["final_policy_value"] > uniform["final_policy_value"] + 0.05
+
+
+@pytest.mark.parametrize(("every", "delay"), [(37, 0), (200, 0), (1000, 2)])
+def test_streamed_logs_and_curves_equal_the_result(small_settings, every, delay):
+    import dataclasses
+
+    import polars as pl
+
+    settings = dataclasses.replace(small_settings, feedback_delay_days=delay)
+    days, points = [], []
+    res = run_online(
+        Environment(settings, 4),
+        make_policy("linucb"),
+        1_150,  # not a multiple of the 200 impressions per day
+        5,
+        eval_rounds=0,
+        on_log=days.append,
+        on_curves=(every, points.append),
+    )
+    assert pl.concat(days).equals(res.log)
+    assert len(days) == 6  # one call per simulated day
+    assert pl.concat(points).equals(res.curves(every))  # bit for bit, streamed as it ran
+    assert points[-1]["step"][-1] == 1_150
+
+
+def test_curve_step_must_be_positive(small_settings):
+    with pytest.raises(ConfigError, match="curve step must be > 0"):
+        run_online(
+            Environment(small_settings, 4), make_policy("uniform"), 100, 1, on_curves=(0, print)
+        )
