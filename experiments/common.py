@@ -12,7 +12,6 @@ import json
 import os
 import re
 import sys
-import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -35,11 +34,14 @@ def tracking_uri(cfg: DictConfig) -> str:
     store in the directory the command was launched from."""
     from bandits import tracking
 
+    return tracking.configure(cfg.tracking.get("uri"), _launch_dir())
+
+
+def _launch_dir() -> str | None:
     try:
-        base = get_original_cwd()
+        return get_original_cwd()
     except ValueError:  # not inside a Hydra run (e.g. compose API)
-        base = None
-    return tracking.configure(cfg.tracking.get("uri"), base)
+        return None
 
 
 def is_multirun() -> bool:
@@ -140,44 +142,65 @@ class MlflowSweepCallback(Callback):
 
     The parent ends FINISHED only if every child finished; otherwise FAILED, and the process
     exits non-zero once Hydra returns (see :func:`exit_status`).
+
+    With the joblib launcher, the parent run is created (and later closed) by one of the
+    launcher's worker processes, while the others import what the jobs need: the launching
+    process never imports MLflow (seconds of CPU the workers would otherwise compete with),
+    and the jobs start in warm workers. If that fails for any reason, this process does it.
     """
 
     failed: bool = False
-    _prewarm: threading.Thread | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        # joblib workers start importing now, while this process imports MLflow
-        MlflowSweepCallback._prewarm = prewarm_joblib_workers(config)
-        from bandits import tracking
-
-        uri = tracking_uri(config)
-        experiment = str(config.tracking.experiment)
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         overrides = " ".join(config.hydra.overrides.task)
-        run_id = tracking.start_parent(
-            experiment,
-            run_name=f"sweep {sweep_dir.name}",
-            tags={"sweep_overrides": overrides[:5000], "sweep_dir": str(sweep_dir.resolve())},
-        )
-        (sweep_dir / PARENT_FILE).write_text(
-            json.dumps({"run_id": run_id, "tracking_uri": uri, "experiment": experiment})
-        )
+        parent = {
+            "uri": config.tracking.get("uri"),
+            "base_dir": _launch_dir(),
+            "experiment": str(config.tracking.experiment),
+            "run_name": f"sweep {sweep_dir.name}",
+            "tags": {"sweep_overrides": overrides[:5000], "sweep_dir": str(sweep_dir.resolve())},
+        }
+        record = None
+        joblib_cfg = joblib_args(config)
+        if joblib_cfg is not None:
+            record = _in_workers(joblib_cfg, _start_parent, parent, warm_others=True)
+        if record is None:
+            record = _start_parent(parent)
+        (sweep_dir / PARENT_FILE).write_text(json.dumps(record))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if MlflowSweepCallback._prewarm is not None:
-            MlflowSweepCallback._prewarm.join()
-            MlflowSweepCallback._prewarm = None
-        from bandits import tracking
-
         path = Path(config.hydra.sweep.dir) / PARENT_FILE
         if not path.exists():
             return
         record = json.loads(path.read_text())
-        tracking.configure(record["tracking_uri"])
-        status = tracking.end_parent(record["run_id"])
+        status = None
+        joblib_cfg = joblib_args(config)
+        if joblib_cfg is not None:
+            status = _in_workers(joblib_cfg, _end_parent, record)
+        if status is None:
+            status = _end_parent(record)
         MlflowSweepCallback.failed = status != "FINISHED"
         print(f"sweep parent run {record['run_id']}: {status}", file=sys.stderr)
+
+
+def _start_parent(parent: dict[str, Any]) -> dict[str, str]:
+    """Create the sweep's parent run; returns the record jobs read from ``PARENT_FILE``."""
+    from bandits import tracking
+
+    uri = tracking.configure(parent["uri"], parent["base_dir"])
+    run_id = tracking.start_parent(
+        parent["experiment"], run_name=parent["run_name"], tags=parent["tags"]
+    )
+    return {"run_id": run_id, "tracking_uri": uri, "experiment": parent["experiment"]}
+
+
+def _end_parent(record: dict[str, str]) -> str:
+    from bandits import tracking
+
+    tracking.configure(record["tracking_uri"])
+    return tracking.end_parent(record["run_id"])
 
 
 def _import_job_modules() -> int:
@@ -191,21 +214,21 @@ def _import_job_modules() -> int:
     return os.getpid()
 
 
-def prewarm_joblib_workers(config: DictConfig) -> threading.Thread | None:
-    """With Hydra's joblib launcher, start its worker processes and their imports at once,
-    in a background thread, instead of when the first job is dispatched.
+def _then_import_job_modules(fn: Callable[[Any], Any], arg: Any) -> Any:
+    result = fn(arg)
+    _import_job_modules()
+    return result
 
-    Uses exactly the launcher's ``joblib.Parallel`` arguments, so its ``Parallel`` call finds
-    the same (loky, reusable) executor and its warm workers. Returns the thread (join it
-    before exiting), or None for other launchers. Best effort: a failure here only means
-    the workers start cold.
-    """
+
+def joblib_args(config: DictConfig) -> dict[str, Any] | None:
+    """The ``joblib.Parallel`` arguments Hydra's joblib launcher will use for this config
+    (None for other launchers). A ``Parallel`` call with exactly these arguments finds the
+    same reusable loky executor — the same worker processes — as the launcher's."""
     launcher = config.hydra.launcher
     if "joblib" not in str(launcher.get("_target_", "")):
         return None
     try:
         from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
-        from joblib import Parallel, delayed
     except ImportError:
         return None
     joblib_cfg = OmegaConf.to_container(launcher, resolve=True)
@@ -213,19 +236,27 @@ def prewarm_joblib_workers(config: DictConfig) -> threading.Thread | None:
     joblib_cfg.pop("_target_", None)
     joblib_cfg["backend"] = "loky"  # as the launcher does
     process_joblib_cfg(joblib_cfg)
-    n_jobs = int(joblib_cfg.get("n_jobs") or 1)
-    if n_jobs < 0:
-        n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    return joblib_cfg
 
-    def warm() -> None:
-        try:
-            Parallel(**joblib_cfg)(delayed(_import_job_modules)() for _ in range(n_jobs))
-        except Exception:  # best effort: the jobs import what they need anyway
-            pass
 
-    thread = threading.Thread(target=warm, name="joblib-prewarm", daemon=True)
-    thread.start()
-    return thread
+def _in_workers(
+    joblib_cfg: dict[str, Any], fn: Callable[[Any], Any], arg: Any, warm_others: bool = False
+) -> Any:
+    """``fn(arg)`` in one of the launcher's workers (the others import the job modules if
+    ``warm_others``); None if that did not work, so the caller does it in this process."""
+    from joblib import Parallel, delayed
+
+    tasks = [delayed(fn)(arg)]
+    if warm_others:
+        tasks = [delayed(_then_import_job_modules)(fn, arg)]
+        n_jobs = int(joblib_cfg.get("n_jobs") or 1)
+        if n_jobs < 0:
+            n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+        tasks += [delayed(_import_job_modules)() for _ in range(n_jobs - 1)]
+    try:
+        return Parallel(**joblib_cfg)(tasks)[0]
+    except Exception:  # e.g. workers that cannot start: the caller falls back
+        return None
 
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
