@@ -22,6 +22,7 @@ the mean per-round difference ``Δ = E[v_A - v_B]``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -88,8 +89,10 @@ def t_two_sided_p(t: float, df: float) -> float:
     return _betainc(df / 2.0, 0.5, df / (df + t * t))
 
 
+@functools.lru_cache(maxsize=4096)
 def t_quantile(q: float, df: float) -> float:
-    """Quantile of Student's t (bisection on the CDF; ``q`` in (0.5, 1))."""
+    """Quantile of Student's t (bisection on the CDF; ``q`` in (0.5, 1)); cached, since a
+    comparison asks for the same few (q, df) pairs many times."""
     lo, hi = 0.0, 1e3
     for _ in range(200):
         mid = 0.5 * (lo + hi)

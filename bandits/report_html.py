@@ -32,10 +32,16 @@ img{max-width:100%;margin:.5em 0} .note{color:#555;font-size:.9em}
 """
 
 
-def _img(fig: Figure) -> str:
+def figure_png(fig: Figure, dpi: int = 110) -> bytes:
+    """``fig`` rendered as PNG bytes (render once, then embed and upload the same bytes)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    data = base64.b64encode(buf.getvalue()).decode()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def _img(fig: Figure | bytes) -> str:
+    png = fig if isinstance(fig, bytes) else figure_png(fig)
+    data = base64.b64encode(png).decode()
     return f'<img alt="figure" src="data:image/png;base64,{data}">'
 
 
@@ -109,12 +115,13 @@ def write_report(
     subtitle: str,
     headline: str,
     comparisons: Sequence[PolicyComparison],
-    figures: Mapping[str, Figure],
+    figures: Mapping[str, Figure | bytes],
     groups: pl.DataFrame | None,
     focus: Sequence[str],
     method_notes: Sequence[str],
 ) -> Path:
-    """Write the report to ``path`` (atomically) and return it."""
+    """Write the report to ``path`` (atomically) and return it. ``figures``: title → a
+    matplotlib Figure or its PNG bytes (:func:`figure_png`)."""
     has_truth = any(c.true_diff is not None for c in comparisons)
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",

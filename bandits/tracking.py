@@ -376,6 +376,12 @@ def log_figure(fig: Any, artifact_file: str) -> None:
     _dispatch(_upload, run_id, lambda p: p.write_bytes(data), artifact_file)
 
 
+def log_bytes(data: bytes, artifact_file: str) -> None:
+    """Raw bytes (e.g. an already rendered PNG) as ``artifact_file``."""
+    run_id = _active_run_id()
+    _dispatch(_upload, run_id, lambda p: p.write_bytes(data), artifact_file)
+
+
 def log_parquet(frame: pl.DataFrame, artifact_file: str) -> None:
     """Write ``frame`` to parquet in a temp dir, then upload (never a partial artifact)."""
     run_id = _active_run_id()
@@ -459,6 +465,7 @@ __all__ = [
     "flatten",
     "flush",
     "git_commit",
+    "log_bytes",
     "log_dict",
     "log_figure",
     "log_input",

@@ -243,7 +243,7 @@ def _report(cfg, result, scenario, run_id, tracking) -> None:
 
     from bandits.compare import comparisons_frame, headline
     from bandits.report import plot_group_heatmap, plot_lifts, plot_online_curves, plot_tradeoff
-    from bandits.report_html import write_report
+    from bandits.report_html import figure_png, write_report
 
     comps = result["comparisons"]
     focus = [f for f in cfg.focus if f in {c.policy for c in comps}] or [c.policy for c in comps]
@@ -300,8 +300,9 @@ def _report(cfg, result, scenario, run_id, tracking) -> None:
             ]
         )
         figures["Reward against unsubscribes"] = plot_tradeoff(points)
-    for name, fig in figures.items():
-        tracking.log_figure(fig, f"plots/{name.split(',')[0].lower().replace(' ', '_')}.png")
+    pngs = {name: figure_png(fig) for name, fig in figures.items()}  # rendered once
+    for name, png in pngs.items():
+        tracking.log_bytes(png, f"plots/{name.split(',')[0].lower().replace(' ', '_')}.png")
     with tempfile.TemporaryDirectory() as tmp:
         path = write_report(
             Path(tmp) / "report.html",
@@ -312,7 +313,7 @@ def _report(cfg, result, scenario, run_id, tracking) -> None:
             ),
             headline=sentence,
             comparisons=comps,
-            figures=figures,
+            figures=pngs,
             groups=result["groups"],
             focus=focus,
             method_notes=METHOD_NOTES,
