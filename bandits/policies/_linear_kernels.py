@@ -38,12 +38,141 @@ PHI_ONE_Z = 8.3
 #: Gauss–Hermite nodes whose total contribution is provably below this are skipped.
 GH_TAIL_TOL = 1e-17
 _SQRT1_2 = 0.7071067811865476
+#: Grid spacing of the shared score grid of :func:`_ts_grid`, in units of the smallest kept
+#: width ``s_min``.
+GRID_H = 0.6
+#: The grid of :func:`_ts_grid` covers ``[max_j (m_j − GRID_Z s_j), max_j (m_j + GRID_Z s_j)]``;
+#: outside it the integrands hold at most ``(c + 1)·Φ(−GRID_Z) ≈ (c + 1)·1.3e-12`` of mass.
+GRID_Z = 7.0
+
+#: Table for :func:`_phi_pair`: nodes ``z_i = -PHI_TAB_Z + i / PHI_TAB_STEPS``; row i holds the
+#: Taylor coefficients of Φ at ``z_i`` (``PHI_TAB_TERMS`` of them, then the ones of φ).
+PHI_TAB_Z = 8.5
+PHI_TAB_STEPS = 16
+PHI_TAB_TERMS = 10
+
+
+def _phi_table() -> np.ndarray:
+    """Taylor coefficients at the table nodes: ``Φ(z0 + δ) = Σ_n c_n δⁿ`` with
+    ``c_0 = Φ(z0)``, ``c_n = φ(z0)·(−1)ⁿ⁻¹·He_{n−1}(z0) / n!`` (He = probabilists' Hermite
+    polynomials), and ``φ(z0 + δ) = Σ_n (n+1)·c_{n+1} δⁿ``."""
+    n_nodes = 2 * PHI_TAB_Z * PHI_TAB_STEPS + 1
+    tab = np.zeros((int(n_nodes), 2 * PHI_TAB_TERMS))
+    for i in range(tab.shape[0]):
+        z0 = -PHI_TAB_Z + i / PHI_TAB_STEPS
+        dens = math.exp(-0.5 * z0 * z0) / math.sqrt(2.0 * math.pi)
+        he = [1.0, z0]
+        for n in range(1, PHI_TAB_TERMS):
+            he.append(z0 * he[n] - n * he[n - 1])
+        c = [0.5 * math.erfc(-z0 * _SQRT1_2)]
+        for n in range(1, PHI_TAB_TERMS):
+            c.append(dens * (-1.0) ** (n - 1) * he[n - 1] / math.factorial(n))
+        tab[i, :PHI_TAB_TERMS] = c
+        for n in range(PHI_TAB_TERMS - 1):
+            tab[i, PHI_TAB_TERMS + n] = (n + 1) * c[n + 1]
+    return tab
+
+
+PHI_TAB = _phi_table()
 
 
 @njit(cache=True)
 def _phi(x):
     """Standard normal CDF, accurate in both tails (``erfc``, not ``1 + erf``)."""
     return 0.5 * math.erfc(-x * _SQRT1_2)
+
+
+@njit(cache=True)
+def _phi_pair(z):
+    """``(Φ(z), φ(z))`` for ``|z| ≤ PHI_TAB_Z`` from the Taylor table (``|δ| ≤ 1/32`` from the
+    nearest node; degree 9 for Φ, 8 for φ, evaluated in short independent chains): absolute
+    errors below ``5e-16`` (checked against ``erfc`` / ``exp`` in the tests). Outside the
+    range: ``(0, 0)`` or ``(1, 0)``."""
+    if z <= -PHI_TAB_Z:
+        return 0.0, 0.0
+    if z >= PHI_TAB_Z:
+        return 1.0, 0.0
+    i = int((z + PHI_TAB_Z) * PHI_TAB_STEPS + 0.5)
+    d1 = z - (i / PHI_TAB_STEPS - PHI_TAB_Z)
+    c = PHI_TAB[i]
+    d2 = d1 * d1
+    d4 = d2 * d2
+    # Φ: c0..c9, φ: c10..c18, in independent pairs (short dependency chains)
+    F = (
+        (c[0] + c[1] * d1)
+        + d2 * (c[2] + c[3] * d1)
+        + d4 * ((c[4] + c[5] * d1) + d2 * (c[6] + c[7] * d1) + d4 * (c[8] + c[9] * d1))
+    )
+    f = (
+        (c[10] + c[11] * d1)
+        + d2 * (c[12] + c[13] * d1)
+        + d4 * ((c[14] + c[15] * d1) + d2 * (c[16] + c[17] * d1) + d4 * c[18])
+    )
+    return F, f
+
+
+@njit(cache=True)
+def _ts_grid(means, sds, members, c, ws, out):
+    """Win probabilities of the kept arms ``members[:c]`` (all ``s > 0``) on one shared grid
+    of the score t, written to ``out`` (unnormalised; other entries untouched):
+
+    ``p_k = ∫ f_k(t) Π_{j≠k} F_j(t) dt``, ``F_j(t) = Φ((t − m_j)/s_j)``, ``f_j = F_j'``,
+    by the trapezoid rule on ``t_q = t_lo + q·h``, ``h = GRID_H · min_j s_j``, over
+    ``[t_lo, t_hi] = [max_j (m_j − Z s_j), max_j (m_j + Z s_j)]`` with ``Z = PRUNE_Z``.
+    Every grid point costs one table evaluation of :func:`_phi_pair` per arm still active
+    (``t ≤ m_j + Z s_j``; above it ``F_j = 1``, ``f_j = 0`` to float precision), and the
+    leave-one-out products come from prefix/suffix products: O(c) per point, O(c·N) in all
+    (Gauss–Hermite per arm needs O(c²·n) Φ evaluations).
+
+    Error: (a) outside ``[t_lo, t_hi]`` the integrands hold at most ``(c + 1)·Φ(−Z) < 1e-15``
+    of mass; (b) table errors add at most ``c·3e-16`` per product; (c) the trapezoid rule on
+    a smooth, rapidly decaying integrand errs by its Fourier transform at ``2π/h``
+    (Poisson summation), which decays like a Gaussian in ``s_min/h``; at ``h = s_min/2`` the
+    error is below 1e-10 on every configuration in the tests (3–10 arms, width ratios up
+    to 100, against a reference with ``h = s_min/16``). ``ws (6, K)`` is scratch.
+    """
+    t_lo = -np.inf
+    t_hi = -np.inf
+    s_min = np.inf
+    for ci in range(c):
+        k = members[ci]
+        lo = means[k] - GRID_Z * sds[k]
+        hi = means[k] + GRID_Z * sds[k]
+        t_lo = lo if lo > t_lo else t_lo
+        t_hi = hi if hi > t_hi else t_hi
+        s_min = sds[k] if sds[k] < s_min else s_min
+    h = GRID_H * s_min
+    n_pts = math.ceil((t_hi - t_lo) / h) + 1
+    F = ws[0]
+    f = ws[1]
+    G = ws[2]
+    acc = ws[3]
+    z0 = ws[4]
+    dz = ws[5]
+    for ci in range(c):
+        k = members[ci]
+        acc[ci] = 0.0
+        z0[ci] = (t_lo - means[k]) / sds[k]
+        dz[ci] = h / sds[k]
+    for q in range(n_pts):
+        for ci in range(c):
+            z = z0[ci] + q * dz[ci]
+            if z > GRID_Z:
+                F[ci] = 1.0
+                f[ci] = 0.0
+            else:
+                F[ci], f[ci] = _phi_pair(z)
+        pre = 1.0  # acc[ci] += f[ci] · Π_{cj < ci} F[cj] · Π_{cj > ci} F[cj]
+        for ci in range(c):
+            G[ci] = pre
+            pre *= F[ci]
+        suf = 1.0
+        for ci in range(c - 1, -1, -1):
+            acc[ci] += f[ci] * (G[ci] * suf)
+            suf *= F[ci]
+    for ci in range(c):
+        k = members[ci]
+        out[k] = acc[ci] * h / sds[k]
 
 
 @njit(cache=True)
@@ -228,7 +357,7 @@ def _gh_arm(k, members, c, means, sds, nodes, weights, wbelow):
 
 
 @njit(cache=True)
-def _ts_probs(means, sds, nodes, weights, wbelow, members, out):
+def _ts_probs(means, sds, nodes, weights, wbelow, members, ws, out):
     """Win probabilities of linear Thompson sampling, ``out (K,)``.
 
     1. **Pruning** (provable bound). ``L`` = the arm with the largest mean. Arm k gets
@@ -240,13 +369,18 @@ def _ts_probs(means, sds, nodes, weights, wbelow, members, out):
     2. **One arm kept**: probability 1 (``deterministic up to 5e-17 per pruned arm``).
     3. **Two arms kept**: the exact closed form ``P_k = Φ((m_k − m_j) / sqrt(s_k² + s_j²))``
        (no quadrature error at all).
-    4. **Three or more arms kept**: Gauss–Hermite quadrature with the policy's nodes over the
-       kept arms only, ``P_k = Σ_q w_q Π_{j≠k} Φ((m_k + s_k z_q − m_j) / s_j)``; factors with
-       ``Φ = 1.0`` exactly are skipped, a product stops at 0, and arms with identical
-       ``(m, s)`` (e.g. arms never updated) share one evaluation.
+    4. **Three or more arms kept** (all widths > 0): ``P_k = ∫ f_k(t) Π_{j≠k} F_j(t) dt`` on
+       one shared grid of the score t (:func:`_ts_grid`): trapezoid rule with spacing
+       ``GRID_H·min_j s_j`` over the range where the maximum lives; error below 1e-10 (the
+       tests check it against a fine-grid reference, widths differing up to 100×). O(c·N)
+       table evaluations of Φ, φ for N grid points instead of O(c²·n) ``erfc`` calls.
+    5. **Three or more arms kept, some width 0** (degenerate: ``v = 0`` or ``x = 0`` give all
+       widths 0): Gauss–Hermite quadrature with the policy's nodes over the kept arms,
+       ``P_k = Σ_q w_q Π_{j≠k} Φ((m_k + s_k z_q − m_j) / s_j)``, a zero-width normal being a
+       point mass (ties split equally); arms with identical ``(m, s)`` share one evaluation.
 
-    Probabilities are normalised to sum to one. Degenerate widths (``s = 0``) follow the
-    same rule as a zero-width normal: ties split equally.
+    Probabilities are normalised to sum to one (the sum before normalising is 1 up to the
+    errors above). ``members (K,) int64`` and ``ws (6, K)`` are scratch.
     """
     K = means.shape[0]
     L = 0
@@ -285,7 +419,12 @@ def _ts_probs(means, sds, nodes, weights, wbelow, members, out):
         else:
             out[k] = 0.5
             out[j] = 0.5
-    else:
+    all_wide = True
+    for ci in range(c):
+        all_wide = all_wide and sds[members[ci]] > 0.0
+    if c >= 3 and all_wide:
+        _ts_grid(means, sds, members, c, ws, out)
+    elif c >= 3:
         for ci in range(c):
             k = members[ci]
             shared = -1
@@ -310,12 +449,12 @@ def _ts_probs(means, sds, nodes, weights, wbelow, members, out):
 
 
 @njit(cache=True)
-def _probs_from_scores(means, sds, mode, nodes, weights, wbelow, epsilon, members, out):
+def _probs_from_scores(means, sds, mode, nodes, weights, wbelow, epsilon, members, ws, out):
     K = means.shape[0]
     if mode == MODE_UCB:
         _ucb_probs(means, sds, out)
     else:
-        _ts_probs(means, sds, nodes, weights, wbelow, members, out)
+        _ts_probs(means, sds, nodes, weights, wbelow, members, ws, out)
     if epsilon > 0.0:
         for k in range(K):
             out[k] = (1.0 - epsilon) * out[k] + epsilon / K
@@ -333,10 +472,11 @@ def batch_probs(X, A_inv, b, mode, alpha, nodes, weights, epsilon):
     sds = np.empty(K)
     quads = np.empty(K)
     members = np.empty(K, np.int64)
+    ws = np.empty((6, K))
     wbelow = _weight_below(weights)
     for t in range(n):
         _score_arms(X[t], V, bT, alpha, Y, means, sds, quads)
-        _probs_from_scores(means, sds, mode, nodes, weights, wbelow, epsilon, members, out[t])
+        _probs_from_scores(means, sds, mode, nodes, weights, wbelow, epsilon, members, ws, out[t])
     return out
 
 
@@ -413,13 +553,16 @@ def play(
     sds = np.empty(K)
     quads = np.empty(K)
     members = np.empty(K, np.int64)
+    ws = np.empty((6, K))
     wbelow = _weight_below(weights)
     y = np.empty(d)
     if update_every == 1:
         for t in range(n):
             x = X[t]
             _score_arms(x, V, bT, alpha, Y, means, sds, quads)
-            _probs_from_scores(means, sds, mode, nodes, weights, wbelow, epsilon, members, probs[t])
+            _probs_from_scores(
+                means, sds, mode, nodes, weights, wbelow, epsilon, members, ws, probs[t]
+            )
             a = _draw(probs[t], uniforms[t])
             actions[t] = a
             props[t] = probs[t, a]
@@ -434,7 +577,7 @@ def play(
             for t in range(start, stop):
                 _score_arms(X[t], V, bT, alpha, Y, means, sds, quads)
                 _probs_from_scores(
-                    means, sds, mode, nodes, weights, wbelow, epsilon, members, probs[t]
+                    means, sds, mode, nodes, weights, wbelow, epsilon, members, ws, probs[t]
                 )
                 a = _draw(probs[t], uniforms[t])
                 actions[t] = a
@@ -484,12 +627,13 @@ def replay(
     sds = np.empty(K)
     quads = np.empty(K)
     members = np.empty(K, np.int64)
+    ws = np.empty((6, K))
     wbelow = _weight_below(weights)
     y = np.empty(d)
     for t in range(n):
         x = X[t]
         _score_arms(x, V, bT, alpha, Y, means, sds, quads)
-        _probs_from_scores(means, sds, mode, nodes, weights, wbelow, epsilon, members, out)
+        _probs_from_scores(means, sds, mode, nodes, weights, wbelow, epsilon, members, ws, out)
         a = logged[t]
         pa = out[a]
         pi_logged[t] = pa

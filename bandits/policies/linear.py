@@ -153,9 +153,11 @@ class LinUCB(_DisjointLinear):
 @register_policy("lints")
 class LinearThompson(_DisjointLinear):
     """Linear Thompson sampling with disjoint arms: arm k's score is drawn from
-    ``N(x·θ_k, v²·xᵀA_k⁻¹x)``. The probability of each arm winning is computed by
-    Gauss–Hermite quadrature with ``n_nodes`` nodes, and the
-    decision is drawn from exactly those probabilities, so propensities are exact."""
+    ``N(x·θ_k, v²·xᵀA_k⁻¹x)``. The probability of each arm winning is computed to within
+    1e-10 (closed form for two competing arms, a shared-grid trapezoid rule for more; see
+    ``_linear_kernels._ts_probs``; ``n_nodes`` Gauss–Hermite nodes are used only when some
+    widths are exactly 0), and the decision is drawn from exactly those probabilities, so
+    propensities are exact."""
 
     mode = kern.MODE_TS
 
