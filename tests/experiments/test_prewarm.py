@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 
+import pytest
 from omegaconf import OmegaConf
 
 from experiments import common
@@ -69,3 +70,64 @@ def test_parent_run_made_in_a_worker_and_the_launcher_reuses_warm_workers(tmp_pa
 def test_a_failure_in_the_worker_falls_back_to_none():
     joblib_cfg = common.joblib_args(OmegaConf.create({"hydra": {"launcher": JOBLIB}}))
     assert common._in_workers(joblib_cfg, common._end_parent, {"no": "keys"}) is None
+
+
+# --- loky's worker-growth check (a worker whose RSS grew > 300 MB is replaced) -------------
+
+_held: list[bytes] = []
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def _grow_and_hold(megabytes: int) -> int:
+    """Keep ``megabytes`` of written (resident) memory in the worker, and let loky's check
+    (at most once a second) run after this task."""
+    import time
+
+    _held.append(b"\x01" * (megabytes * 2**20))
+    time.sleep(1.2)
+    return _pid()
+
+
+def _worker_pids(first_task) -> list[int]:
+    from joblib.externals.loky.process_executor import ProcessPoolExecutor
+
+    executor = ProcessPoolExecutor(max_workers=1)
+    try:
+        pids = [executor.submit(first_task).result(timeout=120)]
+        pids.append(executor.submit(_grow_and_hold, 400).result(timeout=120))
+        pids.append(executor.submit(_pid).result(timeout=120))
+        return pids
+    finally:
+        executor.shutdown(wait=True)
+
+
+def _allow_growth_then_pid() -> int:
+    common.allow_worker_growth()
+    return _pid()
+
+
+@pytest.mark.filterwarnings("ignore:A worker stopped while some jobs:UserWarning")
+def test_sweep_workers_are_not_replaced_when_a_job_leaves_them_bigger():
+    # loky's own check replaces a worker that grew by 400 MB (so the next job would pay a
+    # fresh process's imports)...
+    plain = _worker_pids(_pid)
+    assert plain[0] == plain[1] != plain[2]
+    # ...but not a worker our sweep prewarm / job start has prepared
+    prepared = _worker_pids(_allow_growth_then_pid)
+    assert prepared[0] == prepared[1] == prepared[2]
+
+
+def test_prewarm_and_job_start_allow_worker_growth(monkeypatch):
+    import joblib.externals.loky.process_executor as loky_executor
+
+    monkeypatch.setattr(loky_executor, "_MAX_MEMORY_LEAK_SIZE", int(3e8))
+    common._import_job_modules()
+    assert loky_executor._MAX_MEMORY_LEAK_SIZE == common.WORKER_GROWTH_LIMIT_BYTES
+    monkeypatch.setattr(loky_executor, "_MAX_MEMORY_LEAK_SIZE", int(3e8))
+    common.run_job(OmegaConf.create({}), lambda cfg, parent: None)
+    assert loky_executor._MAX_MEMORY_LEAK_SIZE == common.WORKER_GROWTH_LIMIT_BYTES
