@@ -97,7 +97,7 @@ def replay(
     mu = data.propensity
     c = float(mu.min()) if data.n else 1.0
     if compiled and hasattr(policy, "replay_log"):
-        hit_mask, _ = policy.replay_log(ctx, data.action, data.reward, mu, u, c)
+        hit_mask, _ = policy.replay_log(ctx, data.action, data.reward, mu, u, c, need_pi=False)
         idx = np.flatnonzero(hit_mask)
         policy.n_updates_ += int(idx.size)
         return _result(policy, data, idx, c, min_accepted)

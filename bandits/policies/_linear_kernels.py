@@ -591,6 +591,41 @@ def play(
     return actions, props, probs
 
 
+#: Slack added to the Thompson-sampling win-probability bounds of :func:`_ts_win_bounds`
+#: before they decide a replay acceptance: far above the error of the computed probability
+#: (≤ 1e-10 from the grid, ≤ K·5.2e-17 from pruning, ~1e-16 from rounding), so a decision
+#: taken from the bounds is the one the computed probability would give.
+BOUND_SLACK = 1e-8
+
+
+@njit(cache=True)
+def _ts_win_bounds(means, sds, a):
+    """Bounds ``(lower, upper)`` on arm ``a``'s Thompson-sampling win probability
+    ``π_a = P(X_a > X_j ∀ j ≠ a)`` from the pairwise probabilities
+    ``p_j = P(X_a > X_j) = Φ((m_a − m_j) / sqrt(s_a² + s_j²))`` (independent normal draws):
+
+    - upper: ``π_a ≤ min_j p_j`` (π_a is the probability of all the events together);
+    - lower: ``π_a ≥ Π_j p_j`` (Harris–FKG: every event ``X_a > X_j`` is increasing in
+      ``X_a`` and decreasing in ``X_j``, so under independent coordinates they are
+      positively correlated).
+
+    ``(0, 1)`` (no information) when some pair has zero spread. Φ from the table
+    (:func:`_phi_pair`, error ≤ 5e-16; it returns 0 / 1 beyond ±8.5, off by < 1e-17)."""
+    K = means.shape[0]
+    lower = 1.0
+    upper = 1.0
+    for j in range(K):
+        if j == a:
+            continue
+        spread2 = sds[a] * sds[a] + sds[j] * sds[j]
+        if not spread2 > 0.0:
+            return 0.0, 1.0
+        p = _phi_pair((means[a] - means[j]) / math.sqrt(spread2))[0]
+        lower *= p
+        upper = p if p < upper else upper
+    return lower, upper
+
+
 @njit(cache=True)
 def replay(
     X,
@@ -607,10 +642,16 @@ def replay(
     nodes,
     weights,
     epsilon,
+    exact_pi,
 ):
     """Replay through a log by rejection sampling (Li et al. 2011, generalised): event ``t`` is
     accepted when ``uniforms[t] < π_t(a_t) · c / μ_t`` with ``π_t`` the current probabilities
     (epsilon mixed in), and an accepted event updates the state with the logged reward.
+
+    With ``exact_pi`` false, a Thompson-sampling event whose acceptance is already decided
+    by :func:`_ts_win_bounds` (plus :data:`BOUND_SLACK`) skips computing ``π_t(a_t)``
+    (``pi_logged`` is NaN there): the acceptances and the state are unchanged, and most
+    events of a long, uncertain start are rejected this way without integrating.
 
     Returns ``accepted (n,) bool`` and ``pi_logged (n,)`` (= ``π_t(a_t)``, the policy's
     probability of the logged action when the event was visited). Same decisions and state
@@ -630,14 +671,28 @@ def replay(
     ws = np.empty((6, K))
     wbelow = _weight_below(weights)
     y = np.empty(d)
+    use_bounds = mode == MODE_TS and not exact_pi
     for t in range(n):
         x = X[t]
         _score_arms(x, V, bT, alpha, Y, means, sds, quads)
-        _probs_from_scores(means, sds, mode, nodes, weights, wbelow, epsilon, members, ws, out)
         a = logged[t]
-        pa = out[a]
-        pi_logged[t] = pa
-        if uniforms[t] < pa * c / propensities[t]:
+        decided = False
+        if use_bounds:
+            lower, upper = _ts_win_bounds(means, sds, a)
+            upper = min(upper + BOUND_SLACK, 1.0)
+            lower = max(lower - BOUND_SLACK, 0.0)
+            if uniforms[t] >= ((1.0 - epsilon) * upper + epsilon / K) * c / propensities[t]:
+                pi_logged[t] = np.nan
+                continue  # rejected: the computed π_t(a_t) could not exceed the bound
+            if uniforms[t] < ((1.0 - epsilon) * lower + epsilon / K) * c / propensities[t]:
+                pi_logged[t] = np.nan
+                decided = True  # accepted: the computed π_t(a_t) is at least the bound
+        if not decided:
+            _probs_from_scores(means, sds, mode, nodes, weights, wbelow, epsilon, members, ws, out)
+            pa = out[a]
+            pi_logged[t] = pa
+            decided = uniforms[t] < pa * c / propensities[t]
+        if decided:
             accepted[t] = True
             for i in range(d):
                 y[i] = Y[i * K + a]

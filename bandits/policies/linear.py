@@ -98,6 +98,7 @@ class _DisjointLinear(Policy):
         propensities: np.ndarray,
         uniforms: np.ndarray,
         c: float,
+        need_pi: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Rejection-sampling replay through a log in compiled code (Li et al. 2011,
         generalised): event ``t`` is accepted when ``uniforms[t] < pi_t(a_t) * c / mu_t``
@@ -107,7 +108,9 @@ class _DisjointLinear(Policy):
         ``default_rng(seed).random(n)``.
 
         Returns ``accepted (n,) bool`` and ``pi_logged (n,)`` (the policy's probability of
-        the logged action when the event was visited).
+        the logged action when the event was visited). ``need_pi=False`` lets Thompson
+        sampling decide an event from bounds on that probability where they suffice (same
+        acceptances and state, much less integration; ``pi_logged`` is NaN there).
         """
         accepted, pi_logged = kern.replay(
             np.ascontiguousarray(ctx.X, dtype=np.float64),
@@ -124,6 +127,7 @@ class _DisjointLinear(Policy):
             self._nodes,
             self._weights,
             float(self.epsilon),
+            bool(need_pi),
         )
         self.n_updates_ += int(accepted.sum())
         return accepted, pi_logged
