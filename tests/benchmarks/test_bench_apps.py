@@ -11,10 +11,13 @@ from experiments.benchmarks.__main__ import BENCHMARKS, main
 def test_bench_mlflow_quick():
     from experiments.benchmarks.apps import bench_mlflow
 
-    (row,) = bench_mlflow(quick=True)
+    row, without_log = bench_mlflow(quick=True)
     assert row.seconds > 0 and 0.0 <= row.extra["share"] < 1.0
     assert row.extra["startup"] > 0 and row.extra["simulation"] > 0
     assert 0.0 < row.extra["plot_share"] < 1.0
+    low, high = row.extra["share_range"]
+    assert low <= row.extra["share"] <= high
+    assert without_log.seconds > 0 and 0.0 <= without_log.extra["share"] < 1.0
 
 
 @pytest.mark.slow
