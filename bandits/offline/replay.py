@@ -87,7 +87,10 @@ def replay(
         window: the most events scored per policy call (speed only: the look-ahead adapts
             to the gaps between acceptances, and results do not depend on it).
         compiled: use the policy's compiled ``replay_log`` when it has one (same
-            acceptances and final state; ``False`` runs the reference loop below).
+            acceptances and final state; ``False`` runs the reference loop below). It is
+            called as ``replay_log(ctx, actions, rewards, propensities, uniforms, c,
+            need_pi=False)``: only the acceptances are used, so a policy may decide an event
+            without computing its probability exactly (LinTS does, from bounds).
     """
     if min_accepted < 1 or window < 1:
         raise ConfigError("replay.min_accepted and replay.window must be ≥ 1")
