@@ -89,6 +89,7 @@ def simulate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
             on_day=_progress(rounds, bool(cfg.progress), policy.name),
             on_log=on_log,
             on_curves=(every, curve_buffer.add),  # curves reach MLflow while the run goes on
+            keep_log=False,  # streamed (or not wanted): not held in memory
         )
         wall = time.perf_counter() - t0
         curve_buffer.flush()

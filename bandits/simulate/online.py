@@ -176,6 +176,7 @@ def run_online(
     on_day: Callable[[int], None] | None = None,
     on_log: Callable[[pl.DataFrame], None] | None = None,
     on_curves: tuple[int, Callable[[pl.DataFrame], None]] | None = None,
+    keep_log: bool = True,
 ) -> OnlineResult:
     """Run ``policy`` for ``rounds`` impression opportunities on ``env``.
 
@@ -188,9 +189,13 @@ def run_online(
         on_day: progress callback, called with the number of rounds done after each day.
         on_log: called with each day's decision-log rows as soon as the day is done (e.g. to
             stream them to a file while the simulation goes on); ``result.log`` still holds
-            every row.
+            every row unless ``keep_log`` is false.
         on_curves: ``(every, callback)``: after each day, ``callback`` gets the curve points
             (rows of ``result.curves(every)``, identical values) whose step that day reached.
+        keep_log: hold the decision log in memory as ``result.log`` (false: ``result.log`` is
+            an empty frame, e.g. when ``on_log`` already streams it; without ``on_log`` the
+            rows are then not built at all). A long run's log is large: 200k rounds with
+            12 variants take ~150 MB.
     """
     if int(rounds) <= 0:
         raise ConfigError(f"rounds must be > 0, got {rounds}")
@@ -229,9 +234,12 @@ def run_online(
             if len(pending) > delay:
                 c, d, rr = pending.popleft()
                 policy.update(c, d.actions, rr, d.propensities)
-        logs.append(_log_frame(day, dec, r, unsub[idx], idx, spec))
-        if on_log is not None:
-            on_log(logs[-1])
+        if keep_log or on_log is not None:
+            day_log = _log_frame(day, dec, r, unsub[idx], idx, spec)
+            if keep_log:
+                logs.append(day_log)
+            if on_log is not None:
+                on_log(day_log)
         done += day.n_opportunities
         if on_curves is not None:
             reached = int(np.searchsorted(steps, done, side="right"))

@@ -87,3 +87,23 @@ def test_curve_step_must_be_positive(small_settings):
         run_online(
             Environment(small_settings, 4), make_policy("uniform"), 100, 1, on_curves=(0, print)
         )
+
+
+def test_keep_log_false_streams_the_same_rows_and_results(small_settings):
+    import polars as pl
+
+    def go(**kwargs):
+        return run_online(
+            Environment(small_settings, 4), make_policy("lints"), 900, 5, eval_rounds=300, **kwargs
+        )
+
+    full = go()
+    days: list[pl.DataFrame] = []
+    streamed = go(on_log=days.append, keep_log=False)
+    bare = go(keep_log=False)  # no log built at all
+    assert full.log.height > 0
+    assert streamed.log.is_empty() and bare.log.is_empty()
+    assert pl.concat(days).equals(full.log)
+    for res in (streamed, bare):
+        assert res.summary() == full.summary()
+        assert res.curves(50).equals(full.curves(50))
