@@ -117,7 +117,7 @@ def mabwiser_linucb(rounds: int, alpha: float = 1.0) -> float | None:
 
 def bench_linucb(quick: bool) -> list[Row]:
     rounds = 20_000 if quick else 2_000_000
-    reps = 1 if quick else 3
+    reps = 1 if quick else 5
     secs, regret = _sim("linucb", rounds, {"alpha": 1.0}, reps)
     peers = {
         "numpy Sherman–Morrison loop": numpy_sherman_morrison(2_000 if quick else 20_000),
@@ -149,7 +149,7 @@ def bench_linucb(quick: bool) -> list[Row]:
 
 def bench_lints(quick: bool) -> list[Row]:
     rounds = 20_000 if quick else 1_000_000
-    reps = 1 if quick else 3
+    reps = 1 if quick else 5
     settings = {"v": 0.3, "n_nodes": 16}
     secs, regret = _sim("lints", rounds, settings, reps)
     sim = Row(
