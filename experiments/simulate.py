@@ -76,7 +76,9 @@ def simulate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
             keep_user_key = bool(cfg.decision_log.include_user_key)
 
             def on_log(day_rows):
-                stream.write(day_rows if keep_user_key else day_rows.drop("user_key"))
+                if not keep_user_key:  # plain column selection: DataFrame.drop goes lazy
+                    day_rows = day_rows[[c for c in day_rows.columns if c != "user_key"]]
+                stream.write(day_rows)
 
         curve_buffer = _CurveBuffer(tracking.log_metric_series)
         t0 = time.perf_counter()
