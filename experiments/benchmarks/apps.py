@@ -95,9 +95,9 @@ def bench_mlflow(quick: bool) -> list[Row]:
                 f"{duration:.2f} s = simulation {sim:.2f} s (measured in a run writing nothing "
                 f"during it; {med['sim']:.2f} s while the decision log streams) + tracking "
                 f"{tracking:.2f} s ({100 * share:.1f}%, pairs ranging "
-                f"{100 * min(shares):.1f}–{100 * max(shares):.1f}%: params, config, decision log "
-                "parquet "
-                f"streamed during the simulation, curves, summary, waiting for the writer) + "
+                f"{100 * min(shares):.1f}–{100 * max(shares):.1f}%: params, config, the "
+                "decision log built per day and streamed to parquet during the simulation, "
+                "curves, summary, waiting for the writer) + "
                 f"plot {plot:.2f} s ({100 * plot / duration:.1f}%, matplotlib, `plot=false` "
                 f"drops it); process wall {med['wall']:.2f} s, so start-up, imports and config "
                 f"before the run {med['wall'] - duration:.2f} s"
@@ -121,8 +121,8 @@ def bench_mlflow(quick: bool) -> list[Row]:
                 f"median of {reps}: tracking {100 * bare_share:.1f}% of the run (range "
                 f"{100 * min(bare_shares):.1f}–{100 * max(bare_shares):.1f}%; params, config, "
                 "curves streamed during the run, summary): the difference to the row above is "
-                "the decision log itself (a parquet artifact of every round with two K-wide "
-                "probability columns, zstd-encoded by the background writer)"
+                "the decision log itself (every round with two K-wide probability columns, built "
+                "per day, zstd-encoded to parquet by the background writer)"
             ),
             extra={"share": bare_share},
         ),
