@@ -12,6 +12,7 @@ policy faces the same users, contexts and potential outcomes (common random numb
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,9 +131,20 @@ class Environment:
         return self.catalog.n_variants
 
     def _browse_choice(self) -> np.ndarray:
-        """Category each user would browse now: Gumbel-max over ``focus * taste``."""
-        g = self._rng.gumbel(size=self.taste.shape)
-        return (self._focus[:, None] * self.taste + g).argmax(axis=1)
+        """Category each user would browse now: Gumbel-max over ``focus * taste``.
+
+        The Gumbel(0, 1) noise is ``-log(-log(1 - U))`` with ``U = rng.random()``: the numbers
+        ``Generator.gumbel`` draws from the same stream (it loops per element; this runs as
+        whole-array operations, ~30% faster). Only a draw of exactly ``U = 0`` (probability
+        2⁻⁵³), which ``gumbel`` would redraw, is kept here as +inf."""
+        g = self._rng.random(self.taste.shape)
+        np.subtract(1.0, g, out=g)
+        np.log(g, out=g)
+        np.negative(g, out=g)
+        np.log(g, out=g)
+        np.negative(g, out=g)
+        g += self._focus[:, None] * self.taste
+        return g.argmax(axis=1)
 
     def _draw_impressions(self, n: int, rng: np.random.Generator) -> tuple[Impressions, np.ndarray]:
         """Draw ``n`` impressions in timestamp order; also returns seconds into the day."""
@@ -274,5 +286,11 @@ class Environment:
 
 
 def enum_series(name: str, codes: np.ndarray, levels: tuple[str, ...]) -> pl.Series:
-    """A polars Enum series from integer ``codes`` into ``levels`` (no per-row Python)."""
-    return pl.Series(name, pl.Series(levels).gather(codes)).cast(pl.Enum(list(levels)))
+    """A polars Enum series from integer ``codes`` into ``levels`` (no per-row Python): a
+    gather from the levels as an Enum series, so no string is built or cast per row."""
+    return _enum_levels(levels).gather(codes).alias(name)
+
+
+@functools.lru_cache(maxsize=64)
+def _enum_levels(levels: tuple[str, ...]) -> pl.Series:
+    return pl.Series("levels", levels, dtype=pl.Enum(list(levels)))

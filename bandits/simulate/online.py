@@ -138,22 +138,66 @@ def curve_frame(
     """Curve values at ``steps`` from per-round arrays covering at least rounds
     ``[0, steps.max())``: a prefix of the run gives bit-for-bit the values of the full run
     (cumulative sums are sequential), which is what lets curves stream while it runs."""
-    n = int(steps.max()) if steps.size else 0
-    idx = steps - 1
-    cum_reward = np.cumsum(reward[:n])[idx]
-    cum_expected = np.cumsum(expected[:n])[idx]
-    cum_regret = np.cumsum(oracle[:n] - expected[:n])[idx]
-    cum_unsub = np.cumsum(unsubscribed[:n])[idx]
-    return pl.DataFrame(
-        {
-            "step": steps,
-            "cumulative_reward": cum_reward,
-            "mean_reward": cum_reward / steps,
-            "true_value": cum_expected / steps,
-            "cumulative_regret": cum_regret,
-            "cumulative_unsubscribes": cum_unsub.astype(np.float64),
-        }
-    )
+    return CurveSums().frame(steps, reward, expected, oracle, unsubscribed)
+
+
+class CurveSums:
+    """Running cumulative sums behind :func:`curve_frame`, for curves reported piece by piece
+    while a run goes on: each call sums only the rounds added since the previous one.
+
+    Each sum continues from its last value (``np.cumsum`` of ``[last, x_a, x_a+1, ...]``) and
+    ``np.cumsum`` adds sequentially, so the values are bit-for-bit those of one
+    :func:`curve_frame` call over the whole prefix, at O(new rounds) per call instead of
+    O(rounds so far).
+    """
+
+    def __init__(self) -> None:
+        self.upto = 0  # rounds [0, upto) are summed
+        self.last = (0.0, 0.0, 0.0, 0)  # reward, expected, regret, unsubscribes at upto - 1
+
+    def frame(
+        self,
+        steps: np.ndarray,
+        reward: np.ndarray,
+        expected: np.ndarray,
+        oracle: np.ndarray,
+        unsubscribed: np.ndarray,
+    ) -> pl.DataFrame:
+        """Curve rows at ``steps`` (increasing, each > the previous call's last step); the
+        per-round arrays must cover rounds ``[0, steps.max())``."""
+        n = int(steps.max()) if steps.size else self.upto
+        a = self.upto
+        if steps.size and int(steps.min()) <= a:
+            raise ValueError(f"curve steps must be > {a} (already summed), got {steps.min()}")
+
+        def run_on(last: float | int, x: np.ndarray) -> np.ndarray:
+            return np.cumsum(np.concatenate(([last], x)))[1:]
+
+        cum_reward = run_on(self.last[0], reward[a:n])
+        cum_expected = run_on(self.last[1], expected[a:n])
+        cum_regret = run_on(self.last[2], oracle[a:n] - expected[a:n])
+        cum_unsub = run_on(self.last[3], unsubscribed[a:n].astype(np.int64))
+        if n > a:
+            self.last = (
+                cum_reward[-1],
+                cum_expected[-1],
+                cum_regret[-1],
+                int(cum_unsub[-1]),
+            )
+        self.upto = n
+        idx = steps - 1 - a
+        cum_reward, cum_expected = cum_reward[idx], cum_expected[idx]
+        cum_regret, cum_unsub = cum_regret[idx], cum_unsub[idx]
+        return pl.DataFrame(
+            {
+                "step": steps,
+                "cumulative_reward": cum_reward,
+                "mean_reward": cum_reward / steps,
+                "true_value": cum_expected / steps,
+                "cumulative_regret": cum_regret,
+                "cumulative_unsubscribes": cum_unsub.astype(np.float64),
+            }
+        )
 
 
 def problem_spec(env: Environment, features: FeatureSchema | None = None) -> ProblemSpec:
@@ -215,6 +259,7 @@ def run_online(
     per_day = env.settings.impressions_per_day
     if on_curves is not None:
         steps = curve_steps(rounds, on_curves[0])
+        curve_sums = CurveSums()
         next_step = 0  # index into steps of the first point not yet reported
     done = 0
     while done < rounds:
@@ -244,7 +289,9 @@ def run_online(
         if on_curves is not None:
             reached = int(np.searchsorted(steps, done, side="right"))
             if reached > next_step:
-                on_curves[1](curve_frame(steps[next_step:reached], reward, expected, oracle, unsub))
+                on_curves[1](
+                    curve_sums.frame(steps[next_step:reached], reward, expected, oracle, unsub)
+                )
                 next_step = reached
         if on_day is not None:
             on_day(done)

@@ -107,3 +107,58 @@ def test_keep_log_false_streams_the_same_rows_and_results(small_settings):
     for res in (streamed, bare):
         assert res.summary() == full.summary()
         assert res.curves(50).equals(full.curves(50))
+
+
+def test_curve_sums_in_pieces_equal_prefix_cumsums_bit_for_bit():
+    """CurveSums continues each running sum; the values must equal one cumsum over the whole
+    prefix exactly (float addition is not associative, so a sum restarted per piece and
+    offset by the previous total would differ in the last bits)."""
+    from bandits.simulate.online import CurveSums, curve_steps
+
+    rng = np.random.default_rng(0)
+    n = 5_000
+    reward = rng.random(n) * rng.integers(0, 2, n)
+    expected = rng.random(n) / 3
+    oracle = expected + rng.random(n) / 7
+    unsub = rng.random(n) < 0.01
+    steps = curve_steps(n, 37)
+    sums, pieces = CurveSums(), []
+    cuts = np.sort(rng.choice(np.arange(1, steps.size), size=20, replace=False))
+    for part in np.split(steps, cuts):
+        pieces.append(sums.frame(part, reward, expected, oracle, unsub))
+    idx = steps - 1
+    want = {
+        "cumulative_reward": np.cumsum(reward)[idx],
+        "true_value": np.cumsum(expected)[idx] / steps,
+        "cumulative_regret": np.cumsum(oracle - expected)[idx],
+        "cumulative_unsubscribes": np.cumsum(unsub)[idx].astype(np.float64),
+    }
+    import polars as pl
+
+    got = pl.concat(pieces)
+    assert got["step"].to_numpy().tolist() == steps.tolist()
+    for name, values in want.items():
+        assert np.array_equal(got[name].to_numpy(), values), name
+    # a sum restarted per piece would not be exact: the test can tell the difference
+    restarted = np.concatenate(
+        [
+            np.cumsum(reward[a:b]) + (np.cumsum(reward[:a])[-1] if a else 0.0)
+            for a, b in zip([0, *cuts * 37], [*cuts * 37, n], strict=True)
+        ]
+    )
+    assert not np.array_equal(restarted, np.cumsum(reward))
+    with pytest.raises(ValueError, match="curve steps must be >"):
+        sums.frame(steps[-2:], reward, expected, oracle, unsub)
+
+
+def test_browsing_noise_is_the_generators_gumbel_draws(small_settings):
+    """The browse choice draws its Gumbel noise as whole-array operations; the numbers (so
+    the choices and everything after them) are those of ``Generator.gumbel`` on the same
+    stream."""
+    env = Environment(small_settings, 9)
+    twin = np.random.default_rng()
+    twin.bit_generator.state = env._rng.bit_generator.state
+    got = env._browse_choice()
+    want = (env._focus[:, None] * env.taste + twin.gumbel(size=env.taste.shape)).argmax(axis=1)
+    assert np.array_equal(got, want)
+    assert env._rng.bit_generator.state == twin.bit_generator.state  # same draws consumed
