@@ -147,7 +147,8 @@ class MlflowSweepCallback(Callback):
     With the joblib launcher, the parent run is created (and later closed) by one of the
     launcher's worker processes, while the others import what the jobs need: the launching
     process never imports MLflow (seconds of CPU the workers would otherwise compete with),
-    and the jobs start in warm workers. If that fails for any reason, this process does it.
+    and the other workers are warm when the jobs start. If that fails for any reason, this
+    process does it.
     """
 
     failed: bool = False
@@ -236,12 +237,6 @@ def _import_job_modules() -> int:
     return os.getpid()
 
 
-def _then_import_job_modules(fn: Callable[[Any], Any], arg: Any) -> Any:
-    result = fn(arg)
-    _import_job_modules()
-    return result
-
-
 def joblib_args(config: DictConfig) -> dict[str, Any] | None:
     """The ``joblib.Parallel`` arguments Hydra's joblib launcher will use for this config
     (None for other launchers). A ``Parallel`` call with exactly these arguments finds the
@@ -265,12 +260,16 @@ def _in_workers(
     joblib_cfg: dict[str, Any], fn: Callable[[Any], Any], arg: Any, warm_others: bool = False
 ) -> Any:
     """``fn(arg)`` in one of the launcher's workers (the others import the job modules if
-    ``warm_others``); None if that did not work, so the caller does it in this process."""
+    ``warm_others``); None if that did not work, so the caller does it in this process.
+
+    The worker running ``fn`` returns as soon as it is done (it imports the rest of the job
+    modules in its first job): the jobs cannot start before ``fn`` (the parent run) is done,
+    and then the warm workers start at once (measured on a 4-job sweep: the first job
+    started ~1 s earlier than when that worker imported everything first)."""
     from joblib import Parallel, delayed
 
     tasks = [delayed(fn)(arg)]
     if warm_others:
-        tasks = [delayed(_then_import_job_modules)(fn, arg)]
         n_jobs = int(joblib_cfg.get("n_jobs") or 1)
         if n_jobs < 0:
             n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)

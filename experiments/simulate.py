@@ -16,12 +16,16 @@ import numpy as np
 from omegaconf import DictConfig
 
 from bandits.errors import ConfigError
-from bandits.simulate import Environment, audience_settings_from_dict, run_online
 from experiments import common
+
+# bandits.simulate (polars, numba) is imported in the jobs: a sweep's launching process
+# does not need it, and with the joblib launcher its ~0.5 s would delay the workers' start
 
 
 def validate(cfg: DictConfig) -> tuple[Any, Any]:
     """Check the whole config before any run is started; returns (audience, policy)."""
+    from bandits.simulate import audience_settings_from_dict
+
     try:
         rounds = int(cfg.rounds)
     except (TypeError, ValueError):
@@ -40,7 +44,7 @@ def validate(cfg: DictConfig) -> tuple[Any, Any]:
 def simulate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]:
     audience, policy = validate(cfg)
     from bandits import tracking  # imported late: MLflow takes seconds to import
-    from bandits.simulate import problem_spec
+    from bandits.simulate import Environment, problem_spec, run_online
 
     plot = bool(cfg.plot)
     if plot:

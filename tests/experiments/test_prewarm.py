@@ -4,7 +4,9 @@ workers (the launching process never imports MLflow)."""
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 
 import pytest
 from omegaconf import OmegaConf
@@ -27,8 +29,10 @@ JOBLIB = {
 }
 
 
-def _has_job_modules() -> bool:
-    return "bandits.tracking" in sys.modules and "bandits.report" in sys.modules
+def _warmth() -> tuple[int, bool, bool]:
+    """(pid, MLflow imported, the other job modules imported) in a worker."""
+    time.sleep(0.05)  # long enough that both workers take tasks
+    return os.getpid(), "bandits.tracking" in sys.modules, "bandits.report" in sys.modules
 
 
 def test_other_launchers_are_left_alone():
@@ -40,7 +44,6 @@ def test_other_launchers_are_left_alone():
 
 def test_parent_run_made_in_a_worker_and_the_launcher_reuses_warm_workers(tmp_path):
     from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
-    from joblib import Parallel, delayed
 
     joblib_cfg = common.joblib_args(OmegaConf.create({"hydra": {"launcher": JOBLIB}}))
     assert joblib_cfg is not None
@@ -56,8 +59,10 @@ def test_parent_run_made_in_a_worker_and_the_launcher_reuses_warm_workers(tmp_pa
     # what hydra_joblib_launcher does with the same config: the same, warm processes
     launcher_cfg = {k: v for k, v in JOBLIB.items() if k != "_target_"}
     process_joblib_cfg(launcher_cfg)
-    warm = Parallel(**launcher_cfg)(delayed(_has_job_modules)() for _ in range(4))
-    assert warm == [True] * 4
+    seen = {pid: (mlflow, rest) for pid, mlflow, rest in _probe(launcher_cfg)}
+    assert len(seen) == 2  # the same two processes
+    # both have MLflow (the parent's worker made the run); the other one imported the rest
+    assert sorted(seen.values()) == [(True, False), (True, True)]
     # closing it in a worker too: no child finished, so FAILED
     assert common._in_workers(joblib_cfg, common._end_parent, record) == "FAILED"
     import mlflow
@@ -65,6 +70,17 @@ def test_parent_run_made_in_a_worker_and_the_launcher_reuses_warm_workers(tmp_pa
     mlflow.set_tracking_uri(parent["uri"])
     run = mlflow.MlflowClient().get_run(record["run_id"])
     assert run.info.status == "FAILED" and run.data.tags["sweep_overrides"] == "seed=1,2"
+
+
+def _probe(launcher_cfg: dict) -> list[tuple[int, bool, bool]]:
+    """Ask each worker of the launcher's executor, until both have answered."""
+    from joblib import Parallel, delayed
+
+    for _ in range(50):
+        answers = Parallel(**launcher_cfg)(delayed(_warmth)() for _ in range(8))
+        if len({pid for pid, _, _ in answers}) == 2:
+            return answers
+    raise AssertionError(f"only one worker answered: {answers}")
 
 
 def test_a_failure_in_the_worker_falls_back_to_none():
