@@ -7,6 +7,7 @@ the user's state at the start of the day — are exact, not estimated.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -366,14 +367,17 @@ def _log_frame(
     rounds: np.ndarray,
     spec: ProblemSpec,
 ) -> pl.DataFrame:
+    """The day's decision-log rows: ``round``, ``day``, the context columns, then the
+    decision columns (:func:`decision_log_schema`). Built as one frame from its columns
+    (no select/concat/drop: each of those is a query of its own, ~0.2 ms per day)."""
     n, k = len(dec.actions), spec.n_actions
     rows = np.arange(n)
-    ids = pl.Series(spec.action_ids)
-    extra = pl.DataFrame(
+    return pl.DataFrame(
         [
             pl.Series("round", rounds.astype(np.int64)),
             pl.Series("day", np.full(n, day.index, np.int64)),
-            pl.Series("action", ids.gather(dec.actions), dtype=pl.String),
+            *day.frame.get_columns(),
+            pl.Series("action", _action_ids(tuple(spec.action_ids)).gather(dec.actions)),
             pl.Series("reward", reward.astype(np.float64)),
             pl.Series("propensity", dec.propensities.astype(np.float64)),
             pl.Series("action_probs", dec.probs.reshape(n, k), dtype=pl.Array(pl.Float64, k)),
@@ -386,6 +390,8 @@ def _log_frame(
             ),
         ]
     )
-    return pl.concat(
-        [extra.select("round", "day"), day.frame, extra.drop("round", "day")], how="horizontal"
-    )
+
+
+@functools.lru_cache(maxsize=8)
+def _action_ids(ids: tuple[str, ...]) -> pl.Series:
+    return pl.Series("action", ids, dtype=pl.String)
