@@ -209,13 +209,37 @@ def _log_forest(tracking, table, truth, policy: str, mode: str) -> None:
     tracking.log_figure(fig, "plots/forest.png")
 
 
+MODEL_ONLY = "  (reward model only: the interval leaves out the model's bias)"
+
+
+def _caveat(name: str, est: Any, dm_value: float | None) -> str:
+    """What a reader must know to read an estimate's interval. DM rests on the reward model
+    alone, so its interval covers sampling noise only; so does Switch-DR when it switched
+    every round that carried an importance weight to the model (its value is then DM's,
+    bit for bit: e.g. a deterministic target under uniform logging over more variants than
+    its threshold). Otherwise the shares of clipped or switched rounds."""
+    diag = est.diagnostics
+    if name == "dm" or (
+        diag.get("switched_fraction", 0.0) > 0 and dm_value is not None and est.value == dm_value
+    ):
+        return MODEL_ONLY
+    shares = [
+        f"{key.removesuffix('_fraction')} {100 * value:.0f}% of rounds"
+        for key, value in diag.items()
+        if key in ("switched_fraction", "clipped_fraction") and value > 0
+    ]
+    return f"  ({', '.join(shares)})" if shares else ""
+
+
 def _print(policy, mode, evaluation, replay_result, run_id) -> None:
     lines = [f"{policy} ({mode}) — run {run_id}"]
     if evaluation is not None:
+        dm = evaluation.estimates.get("dm")
         for name, est in evaluation.estimates.items():
+            caveat = _caveat(name, est, dm.value if dm is not None else None)
             lines.append(
                 f"  {name:<10} {est.value:.4f}  [{est.ci_low:.4f}, {est.ci_high:.4f}]"
-                f"  ess {est.diagnostics.get('ess', float('nan')):.0f}"
+                f"  ess {est.diagnostics.get('ess', float('nan')):.0f}{caveat}"
             )
         if evaluation.true_value is not None:
             lines.append(f"  true value (simulator ground truth) {evaluation.true_value:.4f}")

@@ -119,3 +119,26 @@ def test_malformed_log_names_column_and_rows(tmp_path, log_dir):
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "propensity" in errors[0] and "rows [3, 503" in errors[0]
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_console_says_which_intervals_rest_on_the_reward_model_alone():
+    """DM's interval leaves out the model's bias; Switch-DR is DM (bit for bit) when every
+    weighted round switched, and then carries the same caveat; otherwise shares are shown."""
+    from types import SimpleNamespace
+
+    from experiments.evaluate import MODEL_ONLY, _caveat
+
+    def est(value, **diag):
+        return SimpleNamespace(value=value, diagnostics={"ess": 10.0, **diag})
+
+    assert _caveat("dm", est(0.2), 0.2) == MODEL_ONLY
+    assert _caveat("switch_dr", est(0.2, switched_fraction=0.08), 0.2) == MODEL_ONLY
+    assert _caveat("switch_dr", est(0.21, switched_fraction=0.08), 0.2) == (
+        "  (switched 8% of rounds)"
+    )
+    assert _caveat("switch_dr", est(0.2, switched_fraction=0.0), 0.2) == ""  # nothing switched
+    assert _caveat("ips", est(0.2, clipped_fraction=0.5), 0.2) == "  (clipped 50% of rounds)"
+    assert _caveat("ips", est(0.2, clipped_fraction=0.0), None) == ""
+    assert _caveat("switch_dr", est(0.2, switched_fraction=0.3), None) == (
+        "  (switched 30% of rounds)"  # no DM to compare with
+    )
