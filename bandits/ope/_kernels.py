@@ -91,3 +91,22 @@ def doubly_robust_terms(dm, weights, reward, reward_hat, action):
     for i in range(n):
         out[i] = dm[i] + weights[i] * (reward[i] - reward_hat[i, action[i]])
     return out
+
+
+@njit(cache=True, nogil=True)
+def unsupported_mass_rows(target_probs, logging_probs, floor):
+    """Per row ``u_i = sum_k pi[i, k] 1[mu[i, k] < floor]`` (n,) and per action the number of
+    rows with ``mu[i, k] > 0`` (K,), in one pass over both (n, K) matrices."""
+    n, k = target_probs.shape
+    u = np.empty(n)
+    covered = np.zeros(k, dtype=np.int64)
+    for i in range(n):
+        s = 0.0
+        for j in range(k):
+            m = logging_probs[i, j]
+            if m < floor:
+                s += target_probs[i, j]
+            if m > 0.0:
+                covered[j] += 1
+        u[i] = s
+    return u, covered

@@ -21,14 +21,21 @@ from numpy.typing import ArrayLike, NDArray
 
 from bandits.ope.bootstrap import bootstrap_replicates
 from bandits.ope.estimate import Estimate, Stats, normal_quantile, percentile_interval
-from bandits.ope.validation import LoggedData, validate_logged_data
+from bandits.ope.intervals import (
+    CLT_MIN_SUCCESSES,
+    INTERVALS,
+    clip_to_range,
+    hull,
+    weighted_success_floor,
+)
+from bandits.ope.support import assess_evidence
+from bandits.ope.validation import LoggedData, resolve_reward_range, validate_logged_data
 
 __all__ = ["Columns", "OffPolicyEstimator", "estimate_many", "partial_many"]
 
 Columns = tuple[NDArray[np.float64] | None, NDArray[np.float64] | None, NDArray[np.float64] | None]
 """Per-round ``(D, C, B)``, each (n,) or ``None`` for the constants 0, 0, 1."""
 
-INTERVALS = ("analytic", "bootstrap")
 _INTERVAL_PARAMS = frozenset({"level", "interval", "n_bootstrap", "seed"})
 
 
@@ -39,11 +46,18 @@ class OffPolicyEstimator(abc.ABC):
 
     level : float, default 0.95
         Confidence level of the interval.
-    interval : {"analytic", "bootstrap"}, default "analytic"
-        ``"analytic"``: CLT / delta-method normal interval ``value +- z stderr``.
+    interval : {"bounded", "analytic", "bootstrap"}, default "bounded"
+        ``"bounded"``: the CLT / delta-method interval ``value +- z stderr`` joined with a
+        Wilson-type score interval of the reward-weighted successes while they are few, and
+        clipped to the reward range (:mod:`bandits.ope.intervals`).
+        ``"analytic"``: the plain CLT / delta-method interval (no floor, no clipping).
         ``"bootstrap"``: Poisson(1) bootstrap percentile interval with ``n_bootstrap``
         replicates, ``stderr`` = standard deviation of the replicates
-        (see :mod:`bandits.ope.bootstrap`).
+        (see :mod:`bandits.ope.bootstrap`), with the same floor and clipping as ``bounded``.
+        Whatever the method, when a material share of the target's probability is on
+        actions the log does not support, the interval is widened to contain the
+        partial-identification bound (:mod:`bandits.ope.support`), ``identified`` is False
+        and ``evidence`` says so.
     n_bootstrap : int, default 1000
     seed : int or None, default None
         Seed of ``numpy.random.default_rng`` for the bootstrap; the same seed gives the same
@@ -57,25 +71,34 @@ class OffPolicyEstimator(abc.ABC):
     ``unsupported_target_mass`` diagnostic, and as the propensity source when ``propensity`` is
     omitted).
 
+    Data-level options of :meth:`estimate` / :meth:`partial`: ``reward_range`` ``(r_min,
+    r_max)`` (default: [0, 1] if every reward is in it, else the observed range) and
+    ``support_floor`` (default ``0.1 / K``).
+
     Edge cases: ``n == 0`` raises ``ValueError``; ``n == 1`` returns the (finite) value with
-    ``stderr = inf`` and interval ``(-inf, inf)`` -- one round says nothing about the spread;
-    self-normalised estimators whose weights are all 0 (no support) also get the infinite
-    interval, with the ratio part defined as 0. Valid input never yields NaN.
+    ``stderr = inf`` and interval ``(-inf, inf)`` (``analytic``; the reward range otherwise)
+    -- one round says nothing about the spread; self-normalised estimators whose weights are
+    all 0 (no support) also get the infinite interval, with the ratio part defined as 0.
+    Valid input never yields NaN.
 
     Class attributes: ``name`` (registry name), ``requires_reward_hat``,
-    ``requires_propensity``, ``flag_name`` (diagnostic reported as a fraction of rounds).
+    ``requires_propensity``, ``flag_name`` (diagnostic reported as a fraction of rounds),
+    ``self_normalised`` (reward weights are rescaled by ``n / Σw``), ``model_dependent``
+    (the interval does not cover the reward model's bias).
     """
 
     name: ClassVar[str] = "base"
     requires_reward_hat: ClassVar[bool] = False
     requires_propensity: ClassVar[bool] = True
     flag_name: ClassVar[str | None] = None
+    self_normalised: ClassVar[bool] = False
+    model_dependent: ClassVar[bool] = False
 
     def __init__(
         self,
         *,
         level: float = 0.95,
-        interval: str = "analytic",
+        interval: str = "bounded",
         n_bootstrap: int = 1000,
         seed: int | None = None,
     ) -> None:
@@ -138,6 +161,11 @@ class OffPolicyEstimator(abc.ABC):
     def _columns(self, data: LoggedData) -> tuple[Columns, int]:
         """Per-round ``(D, C, B)`` and the number of rounds whose weight was modified."""
 
+    def _reward_weights(self, data: LoggedData) -> NDArray[np.float64] | None:
+        """``ω`` (n,): the coefficient of ``r_i`` in the per-round term (raw ``w`` for
+        self-normalised estimators), or ``None`` when rewards do not enter the value."""
+        return None
+
     # ------------------------------------------------------------------ public API
     def _validate(
         self,
@@ -147,6 +175,7 @@ class OffPolicyEstimator(abc.ABC):
         target_probs: ArrayLike,
         reward_hat: ArrayLike | None,
         logging_probs: ArrayLike | None,
+        **options: Any,
     ) -> LoggedData:
         self._check_params()
         return validate_logged_data(
@@ -159,6 +188,7 @@ class OffPolicyEstimator(abc.ABC):
             require_propensity=self.requires_propensity,
             require_reward_hat=self.requires_reward_hat,
             estimator=type(self).__name__,
+            **options,
         )
 
     def _stats(self, data: LoggedData) -> tuple[Stats, Columns]:
@@ -172,15 +202,13 @@ class OffPolicyEstimator(abc.ABC):
             n_weighted, sum_w, sum_w2, max_w = n, *data.weight_sums
         else:
             n_weighted, sum_w, sum_w2, max_w = 0, 0.0, 0.0, 0.0
-        action_counts = data.action_counts
-        target_mass = np.zeros(k)
-        unsupported = 0.0
-        if data.logging_probs is None:
-            absent = np.flatnonzero(action_counts == 0)  # usually empty: no pass over pi
-            if absent.size:
-                target_mass[absent] = data.target_probs[:, absent].sum(axis=0)
-        else:
-            unsupported = data.unsupported_mass
+        omega = self._reward_weights(data)
+        reward_weight_sums = None
+        if omega is not None:
+            omega_r = omega * data.reward
+            reward_weight_sums = np.array(
+                [np.sum(omega), np.dot(omega, omega), np.sum(omega_r), np.dot(omega, omega_r)]
+            )
         stats = Stats(
             estimator=self.name,
             params=self._term_params(),
@@ -193,10 +221,11 @@ class OffPolicyEstimator(abc.ABC):
             sum_w2=sum_w2,
             max_w=float(max_w),
             n_flagged=int(n_flagged),
-            action_counts=action_counts.copy(),
-            target_mass=target_mass,
-            unsupported_mass=unsupported,
+            action_counts=data.action_counts.copy(),
+            reward_weight_sums=reward_weight_sums,
+            support=data.support if data.propensity is not None else None,
             flag_name=self.flag_name,
+            reward_range=data.reward_range,
         )
         return stats, columns
 
@@ -208,8 +237,11 @@ class OffPolicyEstimator(abc.ABC):
         target_probs: ArrayLike,
         reward_hat: ArrayLike | None,
         logging_probs: ArrayLike | None,
+        **options: Any,
     ) -> tuple[Stats, Columns]:
-        data = self._validate(reward, action, propensity, target_probs, reward_hat, logging_probs)
+        data = self._validate(
+            reward, action, propensity, target_probs, reward_hat, logging_probs, **options
+        )
         return self._stats(data)
 
     def partial(
@@ -221,16 +253,26 @@ class OffPolicyEstimator(abc.ABC):
         target_probs: ArrayLike,
         reward_hat: ArrayLike | None = None,
         logging_probs: ArrayLike | None = None,
+        reward_range: tuple[float, float] | None = None,
+        support_floor: float | None = None,
     ) -> Stats:
         """Mergeable sufficient statistics of this partition of the log (same data arguments
         as :meth:`estimate`). Combine partitions with ``Stats.merge`` / ``+`` / ``sum``."""
         stats, _ = self._prepare(
-            reward, action, propensity, target_probs, reward_hat, logging_probs
+            reward,
+            action,
+            propensity,
+            target_probs,
+            reward_hat,
+            logging_probs,
+            reward_range=reward_range,
+            support_floor=support_floor,
         )
         return stats
 
     def finalize(self, stats: Stats) -> Estimate:
-        """Estimate with an analytic interval from (merged) statistics of this estimator."""
+        """Estimate with an analytic (``analytic``) or bounded (otherwise) interval from
+        (merged) statistics of this estimator."""
         self._check_params()
         if stats.estimator != self.name or stats.params != self._term_params():
             raise ValueError(
@@ -243,6 +285,80 @@ class OffPolicyEstimator(abc.ABC):
         else:
             half = normal_quantile(self.level) * stderr
             ci_low, ci_high = value - half, value + half
+        kind = "analytic" if self.interval == "analytic" else "bounded"
+        return self._complete(stats, value, stderr, ci_low, ci_high, kind)
+
+    def _score_floor(
+        self, stats: Stats, reward_range: tuple[float, float], z: float
+    ) -> tuple[float, float, float] | None:
+        """Score-floor half-widths and effective successes of this estimator's rewards."""
+        raw = stats.reward_weight_sums
+        if raw is None:
+            return None
+        s_w, s_w2, s_wr, s_w2r = (float(v) for v in raw)
+        if self.self_normalised:
+            if s_w <= 0.0:
+                return None
+            scale = stats.n / s_w
+            s_w, s_w2, s_wr, s_w2r = stats.n, s_w2 * scale**2, s_wr * scale, s_w2r * scale**2
+        max_weight = 1.0 / stats.support.floor if stats.support is not None else 1.0
+        sums = (s_w, s_w2, s_wr, s_w2r)
+        return weighted_success_floor(sums, stats.n, reward_range, z, max_weight)
+
+    def _complete(
+        self,
+        stats: Stats,
+        value: float,
+        stderr: float,
+        ci_low: float,
+        ci_high: float,
+        kind: str,
+    ) -> Estimate:
+        """The method's interval → score floor and clipping (unless ``analytic``) → widened to
+        the support bound when the unsupported mass is material → evidence."""
+        z = normal_quantile(self.level)
+        sup = stats.support
+        observed = (
+            (sup.reward_min, sup.reward_max)
+            if sup is not None
+            else (stats.means[0], stats.means[0])  # DM without propensities: no reward range
+        )
+        reward_range = resolve_reward_range(stats.reward_range, *observed)
+        diagnostics = stats.diagnostics()
+        floor = self._score_floor(stats, reward_range, z)
+        if floor is not None:
+            diagnostics["effective_successes"] = floor[2]
+        if kind != "analytic":
+            if floor is not None and floor[2] < CLT_MIN_SUCCESSES:
+                ci_low, ci_high = hull((ci_low, ci_high), (value - floor[0], value + floor[1]))
+            if reward_range[1] > reward_range[0]:
+                ci_low, ci_high = clip_to_range(ci_low, ci_high, reward_range)
+        method_low, method_high = ci_low, ci_high
+        bound_low = bound_high = None
+        identified = True
+        warnings: tuple[str, ...] = ()
+        if sup is not None:
+            unsupported = sup.material_unsupported_mass(z)
+            bound_low, bound_high = sup.bound(z, reward_range)
+            half = 0.5 * (ci_high - ci_low)
+            span = reward_range[1] - reward_range[0]
+            if math.isfinite(half) and unsupported * span > 0.25 * half:
+                ci_low, ci_high = hull((ci_low, ci_high), (bound_low, bound_high))
+                identified = False
+            check = sup.propensity_check()
+            warnings = (check,) if check else ()
+            binary = reward_range[0] >= 0.0 and reward_range[1] <= 1.0
+            evidence = assess_evidence(
+                unsupported=unsupported,
+                ess=diagnostics.get("ess"),
+                n=stats.n,
+                matched_successes=sup.matched_successes if binary else None,
+                propensity_warning=check,
+                floor=sup.floor,
+            )
+            level, reason = evidence.level, evidence.reason
+        else:
+            level, reason = "weak", "no propensities: the log's support for the target is unknown"
         return Estimate(
             estimator=self.name,
             value=value,
@@ -251,8 +367,18 @@ class OffPolicyEstimator(abc.ABC):
             ci_high=ci_high,
             n=stats.n,
             level=float(self.level),
-            interval="analytic",
-            diagnostics=stats.diagnostics(),
+            interval=kind,
+            diagnostics=diagnostics,
+            method_ci_low=method_low,
+            method_ci_high=method_high,
+            bound_low=bound_low,
+            bound_high=bound_high,
+            identified=identified,
+            evidence=level,
+            evidence_reason=reason,
+            model_dependent=type(self).model_dependent,
+            reward_range=reward_range,
+            warnings=warnings,
         )
 
     def estimate(
@@ -264,6 +390,8 @@ class OffPolicyEstimator(abc.ABC):
         target_probs: ArrayLike,
         reward_hat: ArrayLike | None = None,
         logging_probs: ArrayLike | None = None,
+        reward_range: tuple[float, float] | None = None,
+        support_floor: float | None = None,
     ) -> Estimate:
         """Estimate the target policy's value with an interval (see class docstring).
 
@@ -271,14 +399,21 @@ class OffPolicyEstimator(abc.ABC):
         invalid data or settings.
         """
         stats, columns = self._prepare(
-            reward, action, propensity, target_probs, reward_hat, logging_probs
+            reward,
+            action,
+            propensity,
+            target_probs,
+            reward_hat,
+            logging_probs,
+            reward_range=reward_range,
+            support_floor=support_floor,
         )
         return self._estimate_from(stats, columns)
 
     def _estimate_from(self, stats: Stats, columns: Columns) -> Estimate:
-        result = self.finalize(stats)
-        if self.interval == "analytic":
-            return result
+        if self.interval != "bootstrap":
+            return self.finalize(stats)
+        self._check_params()
         stderr, ci_low, ci_high = math.inf, -math.inf, math.inf
         if stats.n >= 2 and stats.means[2] != 0.0:
             rng = np.random.default_rng(self.seed)
@@ -287,17 +422,7 @@ class OffPolicyEstimator(abc.ABC):
             if reps.size >= 2:
                 stderr = float(np.std(reps, ddof=1))
                 ci_low, ci_high = percentile_interval(reps, float(self.level))
-        return Estimate(
-            estimator=result.estimator,
-            value=result.value,
-            stderr=stderr,
-            ci_low=ci_low,
-            ci_high=ci_high,
-            n=result.n,
-            level=result.level,
-            interval="bootstrap",
-            diagnostics=result.diagnostics,
-        )
+        return self._complete(stats, stats.value, stderr, ci_low, ci_high, "bootstrap")
 
 
 def _validate_many(ests: list[OffPolicyEstimator], data_kw: dict[str, Any]) -> LoggedData:
@@ -330,6 +455,8 @@ def estimate_many(
     target_probs: ArrayLike,
     reward_hat: ArrayLike | None = None,
     logging_probs: ArrayLike | None = None,
+    reward_range: tuple[float, float] | None = None,
+    support_floor: float | None = None,
 ) -> list[Estimate]:
     """Several estimators on the same logged data, sharing the per-round work.
 
@@ -356,6 +483,8 @@ def estimate_many(
             target_probs=target_probs,
             reward_hat=reward_hat,
             logging_probs=logging_probs,
+            reward_range=reward_range,
+            support_floor=support_floor,
         ),
     )
     out = []
@@ -374,6 +503,8 @@ def partial_many(
     target_probs: ArrayLike,
     reward_hat: ArrayLike | None = None,
     logging_probs: ArrayLike | None = None,
+    reward_range: tuple[float, float] | None = None,
+    support_floor: float | None = None,
 ) -> list[Stats]:
     """``[est.partial(...) for est in estimators]`` on one partition of a log, sharing the
     per-round work as :func:`estimate_many` does (same numbers). Merge each estimator's list
@@ -390,6 +521,8 @@ def partial_many(
             target_probs=target_probs,
             reward_hat=reward_hat,
             logging_probs=logging_probs,
+            reward_range=reward_range,
+            support_floor=support_floor,
         ),
     )
     return [est._stats(data)[0] for est in ests]

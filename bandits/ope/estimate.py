@@ -45,6 +45,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from bandits.ope.support import SupportStats
+
 __all__ = ["Estimate", "Stats", "normal_quantile", "percentile_interval"]
 
 COLUMNS = ("D", "C", "B")
@@ -83,9 +85,23 @@ class Estimate:
     ci_low, ci_high : interval at confidence ``level``; ``(-inf, inf)`` when not estimable
     n : number of logged rounds
     level : confidence level of the interval
-    interval : ``"analytic"`` or ``"bootstrap"``
-    diagnostics : ``ess``, ``max_weight``, ``mean_weight``, ``unsupported_target_mass`` and
+    interval : ``"bounded"``, ``"analytic"`` or ``"bootstrap"`` (see
+        :mod:`bandits.ope.intervals`)
+    diagnostics : ``ess``, ``max_weight``, ``mean_weight``, ``unsupported_target_mass``,
+        ``matched_rows``, ``matched_successes``, ``effective_successes`` and
         estimator-specific extras (see :meth:`Stats.diagnostics`). Treat as read-only.
+    method_ci_low, method_ci_high : the estimator's own interval (sampling only) before it was
+        widened to the support bound; equal to ``ci_low, ci_high`` when ``identified``
+    bound_low, bound_high : the partial-identification interval: worst and best case over the
+        rewards the log cannot show (:mod:`bandits.ope.support`), with sampling error
+    identified : False when a material share of the target is unsupported, so ``ci_low,
+        ci_high`` were widened to contain the bound (the point ``value`` is then an
+        extrapolation)
+    evidence, evidence_reason : ``sufficient`` / ``weak`` / ``insufficient`` and why
+    model_dependent : the interval covers sampling noise only, not the reward model's bias
+        (DM always; Switch-DR and DRos, which lean on the model for large weights)
+    reward_range : ``(r_min, r_max)`` the interval was clipped to
+    warnings : one-line warnings about the data (e.g. the propensity check)
     """
 
     estimator: str
@@ -97,6 +113,16 @@ class Estimate:
     level: float
     interval: str = "analytic"
     diagnostics: dict[str, float] = field(default_factory=dict)
+    method_ci_low: float | None = None
+    method_ci_high: float | None = None
+    bound_low: float | None = None
+    bound_high: float | None = None
+    identified: bool = True
+    evidence: str = "sufficient"
+    evidence_reason: str = ""
+    model_dependent: bool = False
+    reward_range: tuple[float, float] | None = None
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Flat dict of all fields; diagnostics are merged in at the top level."""
@@ -109,6 +135,14 @@ class Estimate:
             "n": self.n,
             "level": self.level,
             "interval": self.interval,
+            "method_ci_low": self.method_ci_low,
+            "method_ci_high": self.method_ci_high,
+            "bound_low": self.bound_low,
+            "bound_high": self.bound_high,
+            "identified": self.identified,
+            "evidence": self.evidence,
+            "evidence_reason": self.evidence_reason,
+            "model_dependent": self.model_dependent,
         }
         clash = out.keys() & self.diagnostics.keys()
         if clash:
@@ -126,7 +160,7 @@ class Estimate:
         return {
             f"{prefix}{key}": float(val)
             for key, val in self.to_dict().items()
-            if isinstance(val, int | float)
+            if isinstance(val, int | float) and not isinstance(val, bool)
         }
 
 
@@ -151,13 +185,14 @@ class Stats:
     n_flagged : rounds whose weight the estimator modified (IPS: clipped; SwitchDR: switched to
         the model); reported as ``diagnostics[flag_name]``
     action_counts : (K,) how often each action was logged
-    target_mass : (K,) ``sum_i pi[i, k]`` over rounds given *without* ``logging_probs``, only
-        for actions k absent from this partition's ``action`` (0 for the others: an action that
-        appears in a partition appears in every merged log containing it, so its mass can never
-        count as unsupported)
-    unsupported_mass : ``sum_i sum_k pi[i, k] 1[logging_probs[i, k] == 0]`` over rounds given
-        *with* ``logging_probs``
+    reward_weight_sums : (4,) ``(Σω, Σω², Σωr, Σω²r)`` of the estimator's reward weights
+        ``ω`` (the coefficient of ``r_i`` in its per-round term; for self-normalised estimators
+        the raw ``w``, rescaled by ``n / Σw`` when finalised), or ``None`` if rewards do not
+        enter the value (DM)
+    support : :class:`~bandits.ope.support.SupportStats` of the target on this partition
+        (shared by every estimator on the same data)
     flag_name : diagnostics key for ``n_flagged / n`` or ``None``
+    reward_range : the declared reward range, or ``None`` (inferred when finalised)
     """
 
     estimator: str
@@ -172,9 +207,10 @@ class Stats:
     max_w: float
     n_flagged: int
     action_counts: NDArray[np.int64]
-    target_mass: NDArray[np.float64]
-    unsupported_mass: float
+    reward_weight_sums: NDArray[np.float64] | None
+    support: SupportStats | None
     flag_name: str | None = None
+    reward_range: tuple[float, float] | None = None
 
     # ------------------------------------------------------------------ construction
     @staticmethod
@@ -213,6 +249,11 @@ class Stats:
                 "cannot merge Stats of different estimators/settings: "
                 f"{self.estimator}{dict(self.params)} vs {other.estimator}{dict(other.params)}"
             )
+        if self.reward_range != other.reward_range:
+            raise ValueError(
+                f"cannot merge Stats with different declared reward ranges "
+                f"({self.reward_range} vs {other.reward_range})"
+            )
         if self.n_actions != other.n_actions:
             raise ValueError(
                 f"cannot merge Stats with different numbers of actions "
@@ -237,9 +278,14 @@ class Stats:
             max_w=max(self.max_w, other.max_w),
             n_flagged=self.n_flagged + other.n_flagged,
             action_counts=self.action_counts + other.action_counts,
-            target_mass=self.target_mass + other.target_mass,
-            unsupported_mass=self.unsupported_mass + other.unsupported_mass,
+            reward_weight_sums=None
+            if self.reward_weight_sums is None or other.reward_weight_sums is None
+            else self.reward_weight_sums + other.reward_weight_sums,
+            support=None
+            if self.support is None or other.support is None
+            else self.support.merge(other.support),
             flag_name=self.flag_name,
+            reward_range=self.reward_range,
         )
 
     def __add__(self, other: object) -> Stats:
@@ -304,21 +350,34 @@ class Stats:
         * ``max_weight``, ``mean_weight`` (≈ 1 when the log and propensities are correct and the
           target policy is supported),
         * ``unsupported_target_mass`` = mean over rounds of the target probability on actions
-          the logger does not take: ``sum_k pi[i, k] 1[logging_probs[i, k] == 0]`` for rounds
-          given with ``logging_probs``, otherwise ``sum_k pi[i, k] 1[action k never appears in
-          the (merged) log's action array]``,
+          the logger (almost) never takes there, ``sum_k pi[i, k] 1[logging_probs[i, k] <
+          floor]``, for rounds given with ``logging_probs``; otherwise what is visible
+          without them: actions never in the (merged) log's action array, every other action
+          on rows whose logged propensity is ``>= 1 - floor``, and logged actions with a
+          propensity below the floor (see :mod:`bandits.ope.support`),
+        * ``unsupported_mass_is`` (without ``logging_probs``): the importance-sampling
+          estimate ``1 - mean(w_s)`` of the same mass, which also sees coverage holes,
+        * ``supported_value`` = ``mean(w_s r)``, the value of the supported part,
+        * ``matched_rows`` (rounds with ``pi[i, a_i] > 0``), ``matched_successes`` (their
+          summed reward above the declared minimum, 0 by default: clicks for 0/1 rewards),
         * ``flag_name`` (e.g. ``clipped_fraction``) = ``n_flagged / n`` when defined.
 
-        The weight entries are omitted only when no round had a propensity (DM without one).
+        The weight and support entries are omitted only when no round had a propensity (DM
+        without one).
         """
         out: dict[str, float] = {}
         if self.n_weighted > 0:
             out["ess"] = self.sum_w**2 / self.sum_w2 if self.sum_w2 > 0.0 else 0.0
             out["max_weight"] = float(self.max_w)
             out["mean_weight"] = self.sum_w / self.n_weighted
-        never_logged = self.action_counts == 0
-        unsupported = self.unsupported_mass + float(self.target_mass[never_logged].sum())
-        out["unsupported_target_mass"] = unsupported / self.n
+        sup = self.support
+        if sup is not None:
+            out["unsupported_target_mass"] = sup.visible_unsupported_mass()
+            if not sup.exact:
+                out["unsupported_mass_is"] = float(1.0 - sup.weight_sums[0] / sup.n)
+            out["supported_value"] = sup.supported_value
+            out["matched_rows"] = float(sup.matched_rows)
+            out["matched_successes"] = sup.matched_successes
         if self.flag_name is not None:
             out[self.flag_name] = self.n_flagged / self.n
         return out

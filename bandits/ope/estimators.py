@@ -74,12 +74,13 @@ class DM(OffPolicyEstimator):
 
     requires_reward_hat: ClassVar[bool] = True
     requires_propensity: ClassVar[bool] = False
+    model_dependent: ClassVar[bool] = True
 
     def __init__(
         self,
         *,
         level: float = 0.95,
-        interval: str = "analytic",
+        interval: str = "bounded",
         n_bootstrap: int = 1000,
         seed: int | None = None,
     ) -> None:
@@ -113,7 +114,7 @@ class IPS(OffPolicyEstimator):
         clip: float | None = None,
         *,
         level: float = 0.95,
-        interval: str = "analytic",
+        interval: str = "bounded",
         n_bootstrap: int = 1000,
         seed: int | None = None,
     ) -> None:
@@ -123,6 +124,12 @@ class IPS(OffPolicyEstimator):
     def _check_params(self) -> None:
         super()._check_params()
         _check_threshold(self.clip, "clip", allow_none=True, positive=True)
+
+    def _reward_weights(self, data: LoggedData) -> NDArray[np.float64]:
+        w = data.importance_weights
+        if self.clip is None or math.isinf(self.clip):
+            return w
+        return np.minimum(w, self.clip)
 
     def _columns(self, data: LoggedData) -> tuple[Columns, int]:
         w = data.importance_weights
@@ -148,11 +155,16 @@ class SNIPS(OffPolicyEstimator):
         self,
         *,
         level: float = 0.95,
-        interval: str = "analytic",
+        interval: str = "bounded",
         n_bootstrap: int = 1000,
         seed: int | None = None,
     ) -> None:
         super().__init__(level=level, interval=interval, n_bootstrap=n_bootstrap, seed=seed)
+
+    self_normalised: ClassVar[bool] = True
+
+    def _reward_weights(self, data: LoggedData) -> NDArray[np.float64]:
+        return data.importance_weights
 
     def _columns(self, data: LoggedData) -> tuple[Columns, int]:
         w = data.importance_weights
@@ -177,11 +189,14 @@ class DR(OffPolicyEstimator):
         self,
         *,
         level: float = 0.95,
-        interval: str = "analytic",
+        interval: str = "bounded",
         n_bootstrap: int = 1000,
         seed: int | None = None,
     ) -> None:
         super().__init__(level=level, interval=interval, n_bootstrap=n_bootstrap, seed=seed)
+
+    def _reward_weights(self, data: LoggedData) -> NDArray[np.float64]:
+        return data.importance_weights
 
     def _columns(self, data: LoggedData) -> tuple[Columns, int]:
         return (data.doubly_robust_terms, None, None), 0
@@ -207,11 +222,16 @@ class SNDR(OffPolicyEstimator):
         self,
         *,
         level: float = 0.95,
-        interval: str = "analytic",
+        interval: str = "bounded",
         n_bootstrap: int = 1000,
         seed: int | None = None,
     ) -> None:
         super().__init__(level=level, interval=interval, n_bootstrap=n_bootstrap, seed=seed)
+
+    self_normalised: ClassVar[bool] = True
+
+    def _reward_weights(self, data: LoggedData) -> NDArray[np.float64]:
+        return data.importance_weights
 
     def _columns(self, data: LoggedData) -> tuple[Columns, int]:
         w = data.importance_weights
@@ -251,13 +271,14 @@ class SwitchDR(OffPolicyEstimator):
 
     requires_reward_hat: ClassVar[bool] = True
     flag_name: ClassVar[str | None] = "switched_fraction"
+    model_dependent: ClassVar[bool] = True
 
     def __init__(
         self,
         lambda_: float = 10.0,
         *,
         level: float = 0.95,
-        interval: str = "analytic",
+        interval: str = "bounded",
         n_bootstrap: int = 1000,
         seed: int | None = None,
     ) -> None:
@@ -267,6 +288,10 @@ class SwitchDR(OffPolicyEstimator):
     def _check_params(self) -> None:
         super()._check_params()
         _check_threshold(self.lambda_, "lambda_", allow_none=False, positive=False)
+
+    def _reward_weights(self, data: LoggedData) -> NDArray[np.float64]:
+        w = data.importance_weights
+        return np.where(w <= self.lambda_, w, 0.0)
 
     def _columns(self, data: LoggedData) -> tuple[Columns, int]:
         w = data.importance_weights
@@ -299,13 +324,14 @@ class DRos(OffPolicyEstimator):
     """
 
     requires_reward_hat: ClassVar[bool] = True
+    model_dependent: ClassVar[bool] = True
 
     def __init__(
         self,
         lambda_: float = 100.0,
         *,
         level: float = 0.95,
-        interval: str = "analytic",
+        interval: str = "bounded",
         n_bootstrap: int = 1000,
         seed: int | None = None,
     ) -> None:
@@ -325,6 +351,9 @@ class DRos(OffPolicyEstimator):
         if math.isinf(lam):
             return w
         return lam * w / (w * w + lam)
+
+    def _reward_weights(self, data: LoggedData) -> NDArray[np.float64]:
+        return self.shrunk_weights(data.importance_weights)
 
     def _columns(self, data: LoggedData) -> tuple[Columns, int]:
         shrunk = self.shrunk_weights(data.importance_weights)

@@ -14,11 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from bandits.ope import _kernels
+
+if TYPE_CHECKING:
+    from bandits.ope.support import SupportStats
 
 __all__ = [
     "PROB_SUM_TOL",
@@ -26,6 +30,7 @@ __all__ = [
     "as_action_array",
     "as_float_array",
     "check_finite",
+    "resolve_reward_range",
     "validate_logged_data",
 ]
 
@@ -48,6 +53,10 @@ class LoggedData:
     target_probs : (n, K) float64, rows are probability vectors (``pi``)
     reward_hat : (n, K) float64 or ``None`` (``q``)
     logging_probs : (n, K) float64 or ``None`` (full logging distribution, optional)
+    reward_range : declared ``(r_min, r_max)`` or ``None`` (then inferred, see
+        :func:`resolve_reward_range`)
+    support_floor : logging probability below which an action counts as unsupported, or
+        ``None`` for :func:`bandits.ope.support.default_floor`
     """
 
     reward: NDArray[np.float64]
@@ -56,6 +65,8 @@ class LoggedData:
     target_probs: NDArray[np.float64]
     reward_hat: NDArray[np.float64] | None
     logging_probs: NDArray[np.float64] | None
+    reward_range: tuple[float, float] | None = None
+    support_floor: float | None = None
 
     @property
     def n(self) -> int:
@@ -142,12 +153,66 @@ class LoggedData:
         """``(K,)`` how often each action was logged (treat as read-only)."""
         return np.bincount(self.action, minlength=self.n_actions).astype(np.int64, copy=False)
 
+    @property
+    def floor(self) -> float:
+        """The support floor in force (``support_floor`` or ``0.1 / K``)."""
+        from bandits.ope.support import default_floor
+
+        return default_floor(self.n_actions) if self.support_floor is None else self.support_floor
+
     @cached_property
-    def unsupported_mass(self) -> float:
-        """``sum_i sum_k pi[i, k] 1[logging_probs[i, k] == 0]`` (0 without ``logging_probs``)."""
-        if self.logging_probs is None:
-            return 0.0
-        return float(np.sum(self.target_probs, where=self.logging_probs == 0.0))
+    def support(self) -> SupportStats:
+        """Support statistics of the target on these rows (shared by every estimator).
+        Requires ``propensity``."""
+        from bandits.ope.support import SupportStats
+
+        if self.propensity is None:
+            raise ValueError("propensity is required for support statistics")
+        base = 0.0 if self.reward_range is None else float(self.reward_range[0])
+        return SupportStats.compute(
+            reward=self.reward,
+            action=self.action,
+            propensity=self.propensity,
+            target_probs=self.target_probs,
+            target_prob_logged=self.target_prob_logged,
+            logging_probs=self.logging_probs,
+            floor=self.floor,
+            success_base=base,
+        )
+
+
+def resolve_reward_range(
+    declared: tuple[float, float] | None, observed_min: float, observed_max: float
+) -> tuple[float, float]:
+    """The reward range intervals and bounds use: ``declared`` if given; else ``[0, 1]`` when
+    every observed reward lies in it (clicks, conversions, rates), else the observed
+    ``[min, max]``."""
+    if declared is not None:
+        return float(declared[0]), float(declared[1])
+    if observed_min >= 0.0 and observed_max <= 1.0:
+        return 0.0, 1.0
+    return float(observed_min), float(observed_max)
+
+
+def _check_reward_range(reward_range: object, r: NDArray[np.float64]) -> tuple[float, float] | None:
+    if reward_range is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in reward_range)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"reward_range must be a pair (min, max) of numbers, got {reward_range!r}"
+        ) from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ValueError(f"reward_range must be finite with min < max, got ({lo}, {hi})")
+    if not (r.min() >= lo and r.max() <= hi):
+        raise _fail(
+            "reward",
+            f"must lie in the declared reward_range [{lo:g}, {hi:g}]",
+            (r < lo) | (r > hi),
+            r,
+        )
+    return lo, hi
 
 
 def _take_logged(matrix: NDArray[np.float64], action: NDArray[np.integer]) -> NDArray[np.float64]:
@@ -266,6 +331,8 @@ def validate_logged_data(
     require_propensity: bool = True,
     require_reward_hat: bool = False,
     estimator: str = "estimator",
+    reward_range: tuple[float, float] | None = None,
+    support_floor: float | None = None,
 ) -> LoggedData:
     """Check shapes and values of logged data; return it as a :class:`LoggedData`.
 
@@ -277,7 +344,8 @@ def validate_logged_data(
     ``PROB_SUM_TOL`` (hence entries <= 1 + ``PROB_SUM_TOL``). When ``logging_probs`` is
     given, ``logging_probs[i, action[i]]`` must
     equal ``propensity[i]`` (within ``PROB_SUM_TOL``); if ``propensity`` is omitted it is taken
-    from ``logging_probs`` and must then be > 0.
+    from ``logging_probs`` and must then be > 0. A declared ``reward_range`` must contain every
+    reward; ``support_floor`` must be in (0, 1).
 
     Raises
     ------
@@ -342,6 +410,18 @@ def validate_logged_data(
                 )
     if p is None and require_propensity:
         raise ValueError(f"propensity (shape (n,)) is required by {estimator}")
+    declared = _check_reward_range(reward_range, r)
+    if support_floor is not None and not (
+        isinstance(support_floor, int | float) and 0.0 < float(support_floor) < 1.0
+    ):
+        raise ValueError(f"support_floor must be a number in (0, 1), got {support_floor!r}")
     return LoggedData(
-        reward=r, action=a, propensity=p, target_probs=pi, reward_hat=q, logging_probs=lp
+        reward=r,
+        action=a,
+        propensity=p,
+        target_probs=pi,
+        reward_hat=q,
+        logging_probs=lp,
+        reward_range=declared,
+        support_floor=None if support_floor is None else float(support_floor),
     )

@@ -43,7 +43,8 @@ def mean_type_reference(terms: list[float]) -> tuple[float, float]:
 
 
 def check(est, value: float, stderr: float, z: float = Z95, **extra: object) -> None:
-    e = est.estimate(**data(**extra))
+    """The plain CLT / delta-method interval (``interval="analytic"``) against hand work."""
+    e = est.set_params(interval="analytic").estimate(**data(**extra))
     assert e.value == pytest.approx(value, rel=1e-12, abs=1e-14)
     assert e.stderr == pytest.approx(stderr, rel=1e-12, abs=1e-14)
     assert e.ci_low == pytest.approx(value - z * stderr, rel=1e-12, abs=1e-14)
@@ -94,7 +95,8 @@ def test_dm_without_propensity_has_no_weight_diagnostics() -> None:
     e = DM().estimate(**kwargs)
     assert e.value == pytest.approx(statistics.fmean(DM_TERMS), rel=1e-12)
     assert "ess" not in e.diagnostics
-    assert e.diagnostics["unsupported_target_mass"] == 0.0
+    assert "unsupported_target_mass" not in e.diagnostics  # support unknown without them
+    assert e.evidence == "weak" and "no propensities" in e.evidence_reason
 
 
 def test_dr_by_hand() -> None:
@@ -116,7 +118,7 @@ def test_switch_dr_by_hand() -> None:
     terms = [DM_TERMS[i] + (W[i] * RESID[i] if W[i] <= lam else 0.0) for i in range(N)]
     assert terms == pytest.approx([0.57 + 0.72, 0.18, 0.55 - 0.125, 1.5])
     check(SwitchDR(lambda_=lam), *mean_type_reference(terms), reward_hat=np.array(Q))
-    e = SwitchDR(lambda_=lam).estimate(**data(reward_hat=np.array(Q)))
+    e = SwitchDR(lambda_=lam, interval="analytic").estimate(**data(reward_hat=np.array(Q)))
     assert e.diagnostics["switched_fraction"] == 0.5
 
 
@@ -167,29 +169,41 @@ def test_unsupported_target_mass_by_hand() -> None:
 
 def test_snips_without_support_is_zero_with_infinite_interval() -> None:
     pi = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # never the logged action
-    e = SNIPS().estimate(**{**data(), "target_probs": pi})
+    e = SNIPS(interval="analytic").estimate(**{**data(), "target_probs": pi})
     assert e.value == 0.0
     assert (e.stderr, e.ci_low, e.ci_high) == (math.inf, -math.inf, math.inf)
     assert e.diagnostics["ess"] == 0.0
+    # bounded (default): the value is somewhere in the reward range, and the log cannot say
+    e = SNIPS().estimate(**{**data(), "target_probs": pi})
+    assert (e.ci_low, e.ci_high) == (0.0, 2.0)
+    assert e.evidence == "insufficient" and not e.identified
 
 
 def test_single_round_gives_infinite_interval() -> None:
-    for est in (IPS(), IPS(interval="bootstrap", seed=0), SNIPS()):
-        e = est.estimate(
-            reward=np.array([1.0]),
-            action=np.array([0]),
-            propensity=np.array([0.5]),
-            target_probs=np.array([[1.0, 0.0]]),
-        )
+    one = {
+        "reward": np.array([1.0]),
+        "action": np.array([0]),
+        "propensity": np.array([0.5]),
+        "target_probs": np.array([[1.0, 0.0]]),
+    }
+    for est in (IPS(interval="analytic"), SNIPS(interval="analytic")):
+        e = est.estimate(**one)
         assert math.isfinite(e.value)
         assert (e.stderr, e.ci_low, e.ci_high) == (math.inf, -math.inf, math.inf)
+    for est in (IPS(), IPS(interval="bootstrap", seed=0), SNIPS()):  # the reward range
+        e = est.estimate(**one)
+        assert e.stderr == math.inf and (e.ci_low, e.ci_high) == (0.0, 1.0)
 
 
-def test_constant_terms_give_zero_width_interval() -> None:
-    e = IPS().estimate(
-        reward=np.ones(5),
-        action=np.zeros(5, dtype=int),
-        propensity=np.full(5, 0.5),
-        target_probs=np.tile([0.5, 0.5], (5, 1)),
-    )
+def test_constant_terms_give_zero_width_interval_only_when_analytic() -> None:
+    constant = {
+        "reward": np.ones(5),
+        "action": np.zeros(5, dtype=int),
+        "propensity": np.ones(5),
+        "target_probs": np.tile([1.0, 0.0], (5, 1)),
+    }
+    e = IPS(interval="analytic").estimate(**constant)
     assert (e.value, e.stderr, e.ci_low, e.ci_high) == (1.0, 0.0, 1.0, 1.0)
+    # five successes out of five say the value is high, not that it is exactly 1
+    e = IPS().estimate(**constant)
+    assert e.value == 1.0 and e.ci_high == 1.0 and 0.4 < e.ci_low < 0.9
