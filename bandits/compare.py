@@ -13,8 +13,17 @@ the mean per-round difference ``Δ = E[v_A - v_B]``.
 * **Several policies.** Verdicts control the family-wise error rate over the policies
   compared with the baseline by Holm's step-down method (Holm 1979): a policy is **better**
   or **worse** only if its Holm-adjusted p-value is below ``alpha`` (sign from Δ); otherwise
-  **inconclusive**. Subgroup tables (segment, channel, …) are adjusted by Holm within each
-  dimension.
+  **inconclusive**. The interval reported with a verdict is the one that decided it: the
+  comparison ranked ``j`` (by p-value) gets the level ``1 - alpha / (m - j + 1)`` of its
+  Holm step while the step-down goes on, and every comparison after the first one kept gets
+  the level of that step (:func:`holm_levels`), so an interval excludes 0 exactly when the
+  verdict is better/worse. Subgroup tables (segment, channel, …) are adjusted by Holm within
+  each dimension.
+* **Support.** Offline, a rung whose value the log cannot identify (evidence
+  ``insufficient``: most of its probability on variants the logger never showed there, or
+  hardly any effective sample) gets the verdict **unsupported**, never better/worse, with
+  the reason and what data would settle it. Rare successes widen the standard error to at
+  least the rungs' score floors combined (``floor_se``; see :mod:`bandits.ope.intervals`).
 * **What it would take.** The minimum detectable effect at this sample size (two-sided
   ``alpha``, power ``1 - beta``) is ``MDE = (z_{1-alpha/2} + z_{1-beta})·se``; the rounds needed
   to detect a lift ``L`` scale as ``n·(MDE / L)²``.
@@ -31,7 +40,7 @@ from statistics import NormalDist
 import numpy as np
 import polars as pl
 
-BETTER, WORSE, INCONCLUSIVE = "better", "worse", "inconclusive"
+BETTER, WORSE, INCONCLUSIVE, UNSUPPORTED = "better", "worse", "inconclusive", "unsupported"
 _N = NormalDist()
 
 
@@ -147,6 +156,29 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
+def holm_levels(p_values: Sequence[float], alpha: float) -> list[float]:
+    """Confidence level of each comparison's interval, consistent with Holm's verdicts.
+
+    Sorted by p-value, comparison ``j`` (0-based) is tested at ``alpha / (m - j)``; the
+    step-down stops at the first ``p >= alpha / (m - j)``. Rejected comparisons get the
+    level ``1 - alpha / (m - j)`` of their own step, and every comparison from the stopping
+    step on gets that step's level. Then an interval excludes 0 exactly when Holm rejects.
+    """
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    levels = [1.0 - alpha] * m
+    stop_level = None
+    for rank, i in enumerate(order):
+        step = 1.0 - alpha / (m - rank)
+        if stop_level is None and p_values[i] < alpha / (m - rank):
+            levels[i] = step
+            continue
+        if stop_level is None:
+            stop_level = step
+        levels[i] = stop_level
+    return levels
+
+
 def verdict(diff: float, p_adjusted: float, alpha: float) -> str:
     if not math.isfinite(diff) or p_adjusted >= alpha:
         return INCONCLUSIVE
@@ -179,6 +211,9 @@ class PolicyComparison:
     n: int
     rounds_needed: float
     target_lift: float
+    ci_level: float
+    evidence: str
+    reason: str
     true_diff: float | None
     cost: float | None
     baseline_cost: float | None
@@ -189,6 +224,9 @@ class PolicyComparison:
     def sentence(self) -> str:
         pct = f"{self.relative_lift:+.1%}" if math.isfinite(self.relative_lift) else "n/a"
         interval = f"[{self.ci_low:+.4f}, {self.ci_high:+.4f}]"
+        level = f"{self.ci_level:.1%}".replace(".0%", "%")
+        if self.verdict == UNSUPPORTED:
+            return f"{self.policy} vs {self.baseline}: unsupported by this log — {self.reason}."
         if self.verdict == INCONCLUSIVE:
             need = (
                 f"about {self.rounds_needed:,.0f} rounds would detect a {self.target_lift:.1%} lift"
@@ -197,24 +235,34 @@ class PolicyComparison:
             )
             return (
                 f"{self.policy} vs {self.baseline}: we can't tell yet "
-                f"(difference {self.diff:+.4f}, 95% CI {interval}, smallest detectable "
-                f"{self.mde:.4f}; {need})."
+                f"(difference {self.diff:+.4f}, {level} Holm-consistent CI {interval}, smallest "
+                f"detectable {self.mde:.4f}; {need})."
             )
         return (
             f"{self.policy} is {self.verdict} than {self.baseline}: {self.diff:+.4f} per round "
-            f"({pct}), 95% CI {interval}, Holm-adjusted p = {self.p_adjusted:.2g}."
+            f"({pct}), {level} Holm-consistent CI {interval}, Holm-adjusted p = "
+            f"{self.p_adjusted:.2g}."
         )
 
 
 @dataclass(frozen=True)
 class PairedTerms:
     """Per-round paired terms of one policy on the shared rounds: ``value (n,)`` (realised
-    reward in simulation, doubly robust term offline), optional ``truth (n,)`` (expected
-    reward, simulation) and ``cost (n,)`` (e.g. unsubscribes)."""
+    reward in simulation, the off-policy estimator's per-round term offline), optional
+    ``truth (n,)`` (expected reward, simulation) and ``cost (n,)`` (e.g. unsubscribes).
+
+    Offline, ``evidence`` / ``reason`` are the estimate's support verdict
+    (:mod:`bandits.ope.support`), ``floor_se`` the standard error implied by its score floor
+    for rare successes (0 when it does not apply), and ``remedy`` what data would identify it.
+    """
 
     value: np.ndarray
     truth: np.ndarray | None = None
     cost: np.ndarray | None = None
+    evidence: str = "sufficient"
+    reason: str = ""
+    floor_se: float = 0.0
+    remedy: str = ""
 
 
 def compare_to_baseline(
@@ -236,19 +284,38 @@ def compare_to_baseline(
     base = terms[baseline]
     others = [k for k in terms if k != baseline]
     level = 1 - alpha
-    diffs = {
-        k: paired_difference(terms[k].value, base.value, n_blocks=n_blocks, level=level)
+    diffs = {}
+    for k in others:
+        d = paired_difference(terms[k].value, base.value, n_blocks=n_blocks, level=level)
+        floor = math.hypot(terms[k].floor_se, base.floor_se)
+        if floor > d.stderr and d.n_blocks >= 2 and math.isfinite(d.stderr):
+            # rare successes: the batch means understate the noise of a handful of events
+            p = t_two_sided_p(d.diff / floor, d.n_blocks - 1)
+            d = PairedDifference(d.diff, floor, -math.inf, math.inf, p, d.n, d.n_blocks)
+        diffs[k] = d
+    unsupported = {
+        k: _unsupported_reason(terms[k], k, base, baseline)
         for k in others
+        if terms[k].evidence == "insufficient" or base.evidence == "insufficient"
     }
-    adjusted = dict(zip(others, holm([diffs[k].p_value for k in others]), strict=True))
+    tested = [k for k in others if k not in unsupported]
+    adjusted = dict(zip(tested, holm([diffs[k].p_value for k in tested]), strict=True))
+    levels = dict(zip(tested, holm_levels([diffs[k].p_value for k in tested], alpha), strict=True))
     base_value = float(np.mean(base.value))
     out = []
     for k in others:
         d = diffs[k]
         t = terms[k]
+        ci_level = levels.get(k, level)
+        ci_low, ci_high = d.ci_low, d.ci_high
+        if d.n_blocks >= 2 and math.isfinite(d.stderr):
+            crit = t_quantile(0.5 + ci_level / 2, d.n_blocks - 1)
+            ci_low, ci_high = d.diff - crit * d.stderr, d.diff + crit * d.stderr
         lift_abs = abs(target_lift * base_value)
         m = mde(d.stderr, alpha, power)
         needed = d.n * (m / lift_abs) ** 2 if lift_abs > 0 and math.isfinite(m) else math.inf
+        if k in unsupported:
+            needed = math.inf  # more rows of the same kind never reveal the untried variants
         true_diff = None
         if t.truth is not None and base.truth is not None:
             true_diff = float(np.mean(t.truth) - np.mean(base.truth))
@@ -258,6 +325,7 @@ def compare_to_baseline(
             cost, base_cost = float(np.mean(t.cost)), float(np.mean(base.cost))
             cost_diff, cost_low, cost_high = c.diff, c.ci_low, c.ci_high
         value = float(np.mean(t.value))
+        weakest = max((t, base), key=lambda x: _EVIDENCE_ORDER.get(x.evidence, 0))
         out.append(
             PolicyComparison(
                 policy=k,
@@ -267,15 +335,18 @@ def compare_to_baseline(
                 diff=d.diff,
                 relative_lift=d.diff / base_value if base_value else math.nan,
                 stderr=d.stderr,
-                ci_low=d.ci_low,
-                ci_high=d.ci_high,
+                ci_low=ci_low,
+                ci_high=ci_high,
                 p_value=d.p_value,
-                p_adjusted=adjusted[k],
-                verdict=verdict(d.diff, adjusted[k], alpha),
+                p_adjusted=adjusted.get(k, 1.0),
+                verdict=UNSUPPORTED if k in unsupported else verdict(d.diff, adjusted[k], alpha),
                 mde=m,
                 n=d.n,
                 rounds_needed=needed,
                 target_lift=target_lift,
+                ci_level=ci_level,
+                evidence=weakest.evidence,
+                reason=unsupported.get(k, weakest.reason),
                 true_diff=true_diff,
                 cost=cost,
                 baseline_cost=base_cost,
@@ -285,6 +356,17 @@ def compare_to_baseline(
             )
         )
     return out
+
+
+_EVIDENCE_ORDER = {"sufficient": 0, "weak": 1, "insufficient": 2}
+
+
+def _unsupported_reason(t: PairedTerms, name: str, base: PairedTerms, baseline: str) -> str:
+    parts = []
+    for label, x in ((name, t), (baseline, base)):
+        if x.evidence == "insufficient":
+            parts.append(f"{label}: {x.reason}" + (f" ({x.remedy})" if x.remedy else ""))
+    return "; ".join(parts)
 
 
 def comparisons_frame(comparisons: Sequence[PolicyComparison]) -> pl.DataFrame:
@@ -332,8 +414,14 @@ def group_lifts(
             adj = dict(
                 zip([s[0] for s in testable], holm([s[2].p_value for s in testable]), strict=True)
             )
+            gate = None
+            if t.evidence == "insufficient" or base.evidence == "insufficient":
+                gate = UNSUPPORTED
+            elif t.floor_se > 0.0 or base.floor_se > 0.0:
+                gate = "too few successes"  # a handful of events overall: no cell claims
             for g, n, d, b, true_diff in stats:
                 v = verdict(d.diff, adj[g], alpha) if g in adj else "too few rounds"
+                v = gate or v
                 rows.append(
                     {
                         "policy": name,
@@ -357,17 +445,24 @@ def headline(comparisons: Sequence[PolicyComparison], focus: Sequence[str] = ())
     better = [c for c in chosen if c.verdict == BETTER]
     worse = [c for c in chosen if c.verdict == WORSE]
     unclear = [c for c in chosen if c.verdict == INCONCLUSIVE]
+    unsupported = [c for c in chosen if c.verdict == UNSUPPORTED]
     base = chosen[0].baseline if chosen else "the baseline"
     parts = []
     if better:
         best = max(better, key=lambda c: c.diff)
+        level = f"{best.ci_level:.1%}".replace(".0%", "%")
         parts.append(
             f"{', '.join(c.policy for c in better)} beat{'s' if len(better) == 1 else ''} "
             f"{base} (best: {best.policy}, {best.relative_lift:+.1%} per impression, "
-            f"95% CI [{best.ci_low:+.4f}, {best.ci_high:+.4f}])"
+            f"{level} CI [{best.ci_low:+.4f}, {best.ci_high:+.4f}])"
         )
     if worse:
         parts.append(f"{', '.join(c.policy for c in worse)} did worse than {base}")
     if unclear:
         parts.append(f"for {', '.join(c.policy for c in unclear)} we can't tell yet")
+    if unsupported:
+        parts.append(
+            f"the log cannot answer for {', '.join(c.policy for c in unsupported)} "
+            "(unsupported: it rarely or never shows what they would choose)"
+        )
     return ("; ".join(parts) + ".") if parts else "Nothing to compare."

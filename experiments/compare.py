@@ -31,11 +31,17 @@ METHOD_NOTES = [
     "Each difference is paired: in simulation every policy faces the same users, contexts "
     "and potential outcomes (common random numbers); on logs every policy is scored on the same "
     "rows with doubly robust terms.",
-    "Intervals are 95% normal intervals with batch-means standard errors (contiguous blocks of "
-    "rounds), which stay valid while a policy is learning.",
+    "Intervals use batch-means standard errors (contiguous blocks of rounds, which stay valid "
+    "while a policy is learning) with Student-t quantiles at the level shown next to each "
+    "interval.",
     "Verdicts control the family-wise error rate over the policies compared (Holm's method): "
     "'better'/'worse' only when the Holm-adjusted p-value is below alpha; otherwise 'we can't "
-    "tell yet'. Segment / channel / weather / daypart tables are adjusted within each dimension.",
+    "tell yet'. The interval printed next to a verdict is at its Holm step's level, so it "
+    "excludes 0 exactly when the verdict is better/worse. Segment / channel / weather / "
+    "daypart tables are adjusted within each dimension.",
+    "On logs, a rung whose value the log cannot identify (most of its probability on variants "
+    "the logger never showed there, or hardly any effective sample) is 'unsupported', never "
+    "better/worse; rare successes widen the interval to at least the rungs' score floors.",
     "The minimum detectable effect uses 80% power; impressions needed scale with the square of "
     "MDE / target lift.",
     "In simulation the 'exact Δ' column is the true difference in expected reward per "
@@ -215,11 +221,39 @@ def _simulate_ladder(cfg, policies, audience, parent_id, tracking):
 
 def _offline_ladder(cfg, policies, data, tracking):
     from bandits.compare import compare_to_baseline, group_lifts
+    from bandits.offline.evaluate import describe_estimate
     from bandits.offline.ladder import offline_ladder
 
-    terms, groups, test = offline_ladder(
-        data, policies, train_fraction=float(cfg.train_fraction), seed=int(cfg.seed)
+    off = cfg.offline
+    ladder = offline_ladder(
+        data,
+        policies,
+        train_fraction=float(cfg.train_fraction),
+        seed=int(cfg.seed),
+        reward_model=str(off.reward_model),
+        cross_fit_folds=int(off.cross_fit_folds),
+        estimator=str(off.estimator),
+        level=1 - float(cfg.alpha),
     )
+    terms, groups, test = ladder.terms, ladder.groups, ladder.test
+    support: dict[str, float] = {}
+    tags = {"support_source": ladder.support_source}
+    print(f"  support of each rung on {test.n:,} evaluation rows:", file=sys.stderr)
+    for label, est in ladder.estimates.items():
+        d = est.diagnostics
+        for key in ("ess", "max_weight", "mean_weight", "unsupported_target_mass"):
+            if key in d:
+                support[f"{label}.{key}"] = float(d[key])
+        tags[f"evidence.{label}"] = est.evidence
+        if est.evidence_reason:
+            tags[f"evidence.{label}.reason"] = est.evidence_reason[:5000]
+        print(f"  {label:<14} {describe_estimate(est)}", file=sys.stderr)
+        if est.evidence_reason:
+            print(f"  {'':<14} {est.evidence}: {est.evidence_reason}", file=sys.stderr)
+    for warning in dict.fromkeys(w for e in ladder.estimates.values() for w in e.warnings):
+        print(f"  warning: {warning}", file=sys.stderr)
+    tracking.log_metrics(support)
+    tracking.log_tags(tags)
     tracking.log_input(
         data.frame.head(0) if data.n > 5_000_000 else data.frame,
         name=Path(str(data.source)).name or "decision_log",
@@ -266,6 +300,7 @@ def _report(cfg, result, scenario, run_id, tracking) -> None:
             "true_diff",
             "cost",
             "cost_diff",
+            "ci_level",
         ):
             v = getattr(c, key)
             if v is not None:

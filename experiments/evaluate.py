@@ -142,6 +142,7 @@ def evaluate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
             table = evaluation.table()
             tracking.log_text(table.write_csv(), "estimates.csv")
             _log_forest(tracking, table, evaluation.true_value, policy.name, mode)
+            tracking.log_tags(_evidence_tags(evaluation, data))
         if replay_result is not None:
             metrics.update(replay_result.metrics())
             tracking.log_tags({"replay_message": replay_result.message})
@@ -193,10 +194,26 @@ def _evaluate_streaming(cfg, batches, policy, estimators, parent_run_id):
         table = evaluation.table()
         tracking.log_text(table.write_csv(), "estimates.csv")
         _log_forest(tracking, table, evaluation.true_value, policy.name, "fixed, streamed")
+        tracking.log_tags(_evidence_tags(evaluation, first))
         metrics = evaluation.metrics()
         tracking.log_metrics(metrics)
         _print(policy.name, "fixed, streamed", evaluation, None, run_id)
     return metrics
+
+
+def _evidence_tags(evaluation, data) -> dict[str, str]:
+    """Run tags: ``evidence``, ``evidence.reason``, where the support and the propensities
+    came from, and the data warnings."""
+    level, reason = evaluation.evidence
+    tags = {
+        "evidence": level,
+        "evidence.reason": reason or "the log supports the target policy",
+        "support_source": evaluation.support_source,
+        "propensity_source": str(getattr(data, "propensity_source", "logged")),
+    }
+    if evaluation.warnings:
+        tags["warnings"] = " | ".join(evaluation.warnings)[:5000]
+    return tags
 
 
 def _log_forest(tracking, table, truth, policy: str, mode: str) -> None:
@@ -209,38 +226,22 @@ def _log_forest(tracking, table, truth, policy: str, mode: str) -> None:
     tracking.log_figure(fig, "plots/forest.png")
 
 
-MODEL_ONLY = "  (reward model only: the interval leaves out the model's bias)"
-
-
-def _caveat(name: str, est: Any, dm_value: float | None) -> str:
-    """What a reader must know to read an estimate's interval. DM rests on the reward model
-    alone, so its interval covers sampling noise only; so does Switch-DR when it switched
-    every round that carried an importance weight to the model (its value is then DM's,
-    bit for bit: e.g. a deterministic target under uniform logging over more variants than
-    its threshold). Otherwise the shares of clipped or switched rounds."""
-    diag = est.diagnostics
-    if name == "dm" or (
-        diag.get("switched_fraction", 0.0) > 0 and dm_value is not None and est.value == dm_value
-    ):
-        return MODEL_ONLY
-    shares = [
-        f"{key.removesuffix('_fraction')} {100 * value:.0f}% of rounds"
-        for key, value in diag.items()
-        if key in ("switched_fraction", "clipped_fraction") and value > 0
-    ]
-    return f"  ({', '.join(shares)})" if shares else ""
-
-
 def _print(policy, mode, evaluation, replay_result, run_id) -> None:
+    from bandits.offline.evaluate import describe_estimate
+
     lines = [f"{policy} ({mode}) — run {run_id}"]
     if evaluation is not None:
-        dm = evaluation.estimates.get("dm")
-        for name, est in evaluation.estimates.items():
-            caveat = _caveat(name, est, dm.value if dm is not None else None)
+        for est in evaluation.estimates.values():
+            lines.append(f"  {describe_estimate(est)}")
+        level, reason = evaluation.evidence
+        lines.append(f"  evidence: {level}" + (f" — {reason}" if reason else ""))
+        if level == "insufficient":
             lines.append(
-                f"  {name:<10} {est.value:.4f}  [{est.ci_low:.4f}, {est.ci_high:.4f}]"
-                f"  ess {est.diagnostics.get('ess', float('nan')):.0f}{caveat}"
+                "  the log cannot identify this policy's value: read the intervals as bounds "
+                "(worst and best case for what the log never shows), not as estimates"
             )
+        for warning in evaluation.warnings:
+            lines.append(f"  warning: {warning}")
         if evaluation.true_value is not None:
             lines.append(f"  true value (simulator ground truth) {evaluation.true_value:.4f}")
     if replay_result is not None:

@@ -2,9 +2,13 @@
 
 The target policy's probabilities on every logged context, ``pi (n, K)``, go to each
 estimator together with the logged ``reward``, ``action`` and ``propensity`` and, for the
-model-based estimators, a reward model's predictions ``q (n, K)`` (optionally cross-fitted).
-When the log carries the simulator's ground truth (``true_expected_reward``), the target's
-true value ``mean_i Σ_k pi[i, k] q*[i, k]`` is reported next to the estimates.
+model-based estimators, a reward model's predictions ``q (n, K)`` (cross-fitted by default).
+The full logging distribution for the support diagnostics is the log's ``action_probs`` when
+it has them, else :func:`bandits.ope.support.logging_support` built from the propensities
+(and an estimated logging policy when the propensities themselves were estimated); which one
+is recorded as ``support_source``. When the log carries the simulator's ground truth
+(``true_expected_reward``), the target's true value ``mean_i Σ_k pi[i, k] q*[i, k]`` is
+reported next to the estimates.
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ from bandits.ope.reward_models import (
     RidgeRewardModel,
     cross_fit,
 )
+from bandits.ope.support import EVIDENCE_LEVELS, logging_support
 from bandits.policies.base import Contexts, Policy
 
 TRUTH_COLUMN = "true_expected_reward"
 REWARD_MODELS = {"ridge": RidgeRewardModel, "logistic": LogisticRewardModel}
+SUPPORT_SOURCES = ("action_probs", "propensities", "estimated")
 
 
 @dataclass
@@ -44,6 +50,27 @@ class PolicyEvaluation:
     estimates: dict[str, Estimate]
     true_value: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    support_source: str = "action_probs"
+
+    @property
+    def evidence(self) -> tuple[str, str]:
+        """The weakest ``(level, reason)`` over the estimates (they share the log's support)."""
+        worst = max(
+            self.estimates.values(),
+            key=lambda e: EVIDENCE_LEVELS.index(e.evidence),
+            default=None,
+        )
+        if worst is None:
+            return "insufficient", "no estimates"
+        return worst.evidence, worst.evidence_reason
+
+    @property
+    def warnings(self) -> list[str]:
+        """Distinct data warnings raised by the estimates (e.g. the propensity check)."""
+        seen: dict[str, None] = {}
+        for est in self.estimates.values():
+            seen.update(dict.fromkeys(est.warnings))
+        return list(seen)
 
     def table(self) -> pl.DataFrame:
         """One row per estimator: value, stderr, interval and diagnostics."""
@@ -57,6 +84,14 @@ class PolicyEvaluation:
                     "stderr": est.stderr,
                     "ci_low": est.ci_low,
                     "ci_high": est.ci_high,
+                    "interval": est.interval,
+                    "method_ci_low": est.method_ci_low,
+                    "method_ci_high": est.method_ci_high,
+                    "bound_low": est.bound_low,
+                    "bound_high": est.bound_high,
+                    "identified": est.identified,
+                    "model_dependent": est.model_dependent,
+                    "evidence": est.evidence,
                     "n": est.n,
                     **{k: float(v) for k, v in est.diagnostics.items()},
                     "true_value": self.true_value,
@@ -74,8 +109,12 @@ class PolicyEvaluation:
                     f"{name}.stderr": est.stderr,
                     f"{name}.ci_low": est.ci_low,
                     f"{name}.ci_high": est.ci_high,
+                    f"{name}.identified": float(est.identified),
                 }
             )
+            for key in ("method_ci_low", "method_ci_high", "bound_low", "bound_high"):
+                if getattr(est, key) is not None:
+                    out[f"{name}.{key}"] = float(getattr(est, key))
             out.update({f"{name}.{k}": float(v) for k, v in est.diagnostics.items()})
         if self.true_value is not None:
             out["true_value"] = self.true_value
@@ -83,8 +122,36 @@ class PolicyEvaluation:
         return out
 
 
+def describe_estimate(est: Estimate) -> str:
+    """One console line: value, interval (with what it rests on), and the support
+    diagnostics ESS, max / mean weight, unsupported mass and the evidence level."""
+    d = est.diagnostics
+    nan = float("nan")
+    labels = []
+    if not est.identified:
+        labels.append(
+            f"widened to the support bound [{est.bound_low:.4f}, {est.bound_high:.4f}]: the "
+            f"value {est.value:.4f} is an extrapolation"
+        )
+    if est.model_dependent:
+        labels.append("model-dependent: the interval leaves out the reward model's bias")
+    for key in ("switched_fraction", "clipped_fraction"):
+        if d.get(key, 0.0) > 0:
+            labels.append(f"{key.removesuffix('_fraction')} {100 * d[key]:.0f}% of rows")
+    support = (
+        f"ess {d.get('ess', nan):,.0f}, max w {d.get('max_weight', nan):,.1f}, "
+        f"mean w {d.get('mean_weight', nan):.2f}, "
+        f"unsupported {100 * d.get('unsupported_target_mass', 0.0):.1f}%"
+    )
+    line = (
+        f"{est.estimator:<10} {est.value:.4f}  [{est.ci_low:.4f}, {est.ci_high:.4f}]  "
+        f"{support}; evidence {est.evidence}"
+    )
+    return line + (f"  ({'; '.join(labels)})" if labels else "")
+
+
 def make_estimators(
-    names: Sequence[str], level: float = 0.95, interval: str = "analytic", seed: int = 0
+    names: Sequence[str], level: float = 0.95, interval: str = "bounded", seed: int = 0
 ) -> list[OffPolicyEstimator]:
     """Estimators by registry name (``ips``, ``snips``, ``dm``, ``dr``, …)."""
     out = []
@@ -111,18 +178,46 @@ def true_q(data: LoggedData) -> np.ndarray | None:
     return np.asarray(q, dtype=np.float64).reshape(data.n, data.n_actions)
 
 
+def support_probs(data: LoggedData) -> tuple[np.ndarray, str]:
+    """The full logging distribution the support diagnostics use, ``(n, K)``, and its source
+    (one of :data:`SUPPORT_SOURCES`): the log's ``action_probs``; else built from the logged
+    propensities (:func:`bandits.ope.support.logging_support`), spread by the estimated
+    logging policy when the propensities were estimated."""
+    if data.logging_probs is not None:
+        source = getattr(data, "propensity_source", "logged")
+        return data.logging_probs, "estimated" if source == "estimated" else "action_probs"
+    return logging_support(data.action, data.propensity, data.n_actions), "propensities"
+
+
+def resolve_reward_model(kind: str, reward: np.ndarray) -> str:
+    """``auto`` → ``logistic`` (bounded predictions) when every reward is in [0, 1] (clicks,
+    conversions), else ``ridge``; other names are checked against :data:`REWARD_MODELS`."""
+    if kind == "auto":
+        return "logistic" if reward.min() >= 0.0 and reward.max() <= 1.0 else "ridge"
+    if kind not in REWARD_MODELS:
+        raise ConfigError(
+            f"unknown reward model '{kind}' (known: auto, {', '.join(REWARD_MODELS)})"
+        )
+    if kind == "logistic" and not (reward.min() >= 0.0 and reward.max() <= 1.0):
+        raise ConfigError(
+            "reward_model.kind=logistic needs rewards in [0, 1]; this log's range is "
+            f"[{reward.min():g}, {reward.max():g}] (use ridge or auto)"
+        )
+    return kind
+
+
 def fit_reward_model(
     data: LoggedData,
     X: np.ndarray,
-    model: str = "ridge",
+    model: str = "auto",
     alpha: float = 1.0,
-    folds: int = 0,
+    folds: int = 5,
     seed: int = 0,
 ) -> np.ndarray:
-    """Predictions ``q_hat (n, K)`` of a per-action reward model on the log's features;
-    ``folds ≥ 2`` cross-fits (each fold predicted by a model fitted on the others)."""
-    if model not in REWARD_MODELS:
-        raise ConfigError(f"unknown reward model '{model}' (known: {', '.join(REWARD_MODELS)})")
+    """Predictions ``q_hat (n, K)`` of a reward model on the log's features; ``folds ≥ 2``
+    cross-fits (each fold predicted by a model fitted on the others). ``model="auto"``: see
+    :func:`resolve_reward_model`."""
+    model = resolve_reward_model(model, data.reward)
     cls = REWARD_MODELS[model]
     if folds and folds >= 2:
         return cross_fit(
@@ -142,9 +237,9 @@ def evaluate_policy(
     policy: Policy,
     estimators: Sequence[OffPolicyEstimator],
     *,
-    reward_model: str = "ridge",
+    reward_model: str = "auto",
     reward_model_alpha: float = 1.0,
-    cross_fit_folds: int = 0,
+    cross_fit_folds: int = 5,
     seed: int = 0,
     ctx: Contexts | None = None,
     reward_hat: np.ndarray | None = None,
@@ -166,6 +261,7 @@ def evaluate_policy(
         timings["reward_model"] = time.perf_counter() - t0
     estimates: dict[str, Estimate] = {}
     t0 = time.perf_counter()
+    mu, source = support_probs(data)
     for est in estimators:
         kwargs = {"reward_hat": reward_hat} if type(est).requires_reward_hat else {}
         estimates[type(est).name] = est.estimate(
@@ -173,13 +269,13 @@ def evaluate_policy(
             action=data.action,
             propensity=data.propensity,
             target_probs=pi,
-            logging_probs=data.logging_probs,
+            logging_probs=mu,
             **kwargs,
         )
     timings["estimators"] = time.perf_counter() - t0
     q_star = true_q(data)
     true_value = None if q_star is None else float((pi * q_star).sum(axis=1).mean())
-    return PolicyEvaluation(policy.name, data.n, estimates, true_value, timings)
+    return PolicyEvaluation(policy.name, data.n, estimates, true_value, timings, source)
 
 
 def evaluate_stream(
@@ -188,7 +284,7 @@ def evaluate_stream(
     estimators: Sequence[OffPolicyEstimator],
     *,
     reward_model: RewardModel | None = None,
-    reward_model_kind: str = "ridge",
+    reward_model_kind: str = "auto",
     reward_model_alpha: float = 1.0,
 ) -> PolicyEvaluation:
     """Evaluate a fixed ``policy`` on a log too large for memory, batch by batch.
@@ -212,13 +308,14 @@ def evaluate_stream(
         if needs_q:
             t0 = time.perf_counter()
             if reward_model is None:
-                cls = REWARD_MODELS[reward_model_kind]
+                cls = REWARD_MODELS[resolve_reward_model(reward_model_kind, batch.reward)]
                 reward_model = cls(alpha=reward_model_alpha).fit(
                     ctx.X, batch.action, batch.reward, batch.n_actions
                 )
             q = reward_model.predict(ctx.X)
             timings["reward_model"] += time.perf_counter() - t0
         t0 = time.perf_counter()
+        source = "action_probs" if batch.logging_probs is not None else "propensities"
         for est in estimators:
             kwargs = {"reward_hat": q} if type(est).requires_reward_hat else {}
             part = est.partial(
@@ -241,4 +338,6 @@ def evaluate_stream(
         raise ConfigError("the log stream yielded no rows")
     estimates = {type(e).name: e.finalize(stats[type(e).name]) for e in estimators}
     true_value = truth_sum / truth_n if truth_n == n else None
-    return PolicyEvaluation(name, n, estimates, true_value, timings)
+    # without action_probs a stream cannot build the full distribution before it has seen
+    # every action, so the support comes from the importance-sampling identity
+    return PolicyEvaluation(name, n, estimates, true_value, timings, source)

@@ -331,6 +331,8 @@ class OffPolicyEstimator(abc.ABC):
         if kind != "analytic":
             if floor is not None and floor[2] < CLT_MIN_SUCCESSES:
                 ci_low, ci_high = hull((ci_low, ci_high), (value - floor[0], value + floor[1]))
+                diagnostics["score_floor_low"] = floor[0]
+                diagnostics["score_floor_high"] = floor[1]
             if reward_range[1] > reward_range[0]:
                 ci_low, ci_high = clip_to_range(ci_low, ci_high, reward_range)
         method_low, method_high = ci_low, ci_high
@@ -409,6 +411,43 @@ class OffPolicyEstimator(abc.ABC):
             support_floor=support_floor,
         )
         return self._estimate_from(stats, columns)
+
+    def estimate_with_terms(
+        self,
+        *,
+        reward: ArrayLike,
+        action: ArrayLike,
+        propensity: ArrayLike | None = None,
+        target_probs: ArrayLike,
+        reward_hat: ArrayLike | None = None,
+        logging_probs: ArrayLike | None = None,
+        reward_range: tuple[float, float] | None = None,
+        support_floor: float | None = None,
+    ) -> tuple[Estimate, NDArray[np.float64]]:
+        """:meth:`estimate` and the per-round influence terms ``psi`` (n,) whose mean is the
+        value: ``psi_i = D_i + (C_i - R B_i) / mean(B)`` with ``R = mean(C) / mean(B)``
+        (``D_i`` itself for mean-type estimators). Paired comparisons of several targets on
+        the same rows difference these terms (:mod:`bandits.offline.ladder`)."""
+        stats, columns = self._prepare(
+            reward,
+            action,
+            propensity,
+            target_probs,
+            reward_hat,
+            logging_probs,
+            reward_range=reward_range,
+            support_floor=support_floor,
+        )
+        d, c, b = columns
+        n = stats.n
+        psi = np.zeros(n) if d is None else np.array(d, dtype=np.float64, copy=True)
+        if c is not None:
+            b_bar = float(stats.means[2])
+            if b_bar != 0.0:
+                ratio = float(stats.means[1]) / b_bar
+                b_col = np.ones(n) if b is None else b
+                psi += ratio + (c - ratio * b_col) / b_bar
+        return self._estimate_from(stats, columns), psi
 
     def _estimate_from(self, stats: Stats, columns: Columns) -> Estimate:
         if self.interval != "bootstrap":

@@ -56,6 +56,7 @@ __all__ = [
     "SupportStats",
     "assess_evidence",
     "default_floor",
+    "logging_support",
 ]
 
 EVIDENCE_LEVELS = ("sufficient", "weak", "insufficient")
@@ -74,6 +75,48 @@ PROPENSITY_CHECK_ALPHA = 0.01
 def default_floor(n_actions: int) -> float:
     """Support floor ``0.1 / K``."""
     return 0.1 / max(int(n_actions), 1)
+
+
+def logging_support(
+    action: NDArray[np.integer],
+    propensity: NDArray[np.float64],
+    n_actions: int,
+    estimated: NDArray[np.float64] | None = None,
+) -> NDArray[np.float64]:
+    """A full logging distribution ``mu~`` (n, K) consistent with the logged propensities, for
+    the support diagnostics when the log has no ``action_probs``.
+
+    ``mu~[i, a_i] = p_i`` exactly; the remaining ``1 - p_i`` is spread over the other actions
+    in proportion to ``estimated[i]`` (an estimated logging policy, e.g.
+    :func:`bandits.ope.propensity.estimate_logging_policy`) or, without one, evenly over the
+    actions that appear somewhere in the log. Actions never logged get 0, and a row logged
+    with ``p_i = 1`` leaves nothing for the others — so a deterministic logger is seen as
+    such without any model. Rows sum to 1.
+    """
+    n = action.shape[0]
+    rows = np.arange(n)
+    present = np.bincount(action, minlength=n_actions) > 0
+    if estimated is None:
+        other = np.broadcast_to(present.astype(np.float64), (n, n_actions)).copy()
+    else:
+        other = np.where(present, np.asarray(estimated, dtype=np.float64), 0.0)
+    other[rows, action] = 0.0
+    total = other.sum(axis=1)
+    empty = total <= 0.0
+    if empty.any():  # the estimate left nothing for the others: spread evenly instead
+        fallback = np.broadcast_to(present.astype(np.float64), (n, n_actions)).copy()
+        fallback[rows, action] = 0.0
+        other[empty] = fallback[empty]
+        total = other.sum(axis=1)
+        still = total <= 0.0  # the logged action is the only one in the log
+        other[still] = 1.0
+        other[rows[still], action[still]] = 0.0
+        total = other.sum(axis=1)
+    residual = 1.0 - propensity
+    scale = np.divide(residual, total, out=np.zeros(n), where=total > 0.0)
+    out = other * scale[:, None]
+    out[rows, action] = propensity
+    return out
 
 
 @dataclass(frozen=True, eq=False)

@@ -121,24 +121,41 @@ def test_malformed_log_names_column_and_rows(tmp_path, log_dir):
     assert not (tmp_path / "mlflow.db").exists()
 
 
-def test_console_says_which_intervals_rest_on_the_reward_model_alone():
-    """DM's interval leaves out the model's bias; Switch-DR is DM (bit for bit) when every
-    weighted round switched, and then carries the same caveat; otherwise shares are shown."""
-    from types import SimpleNamespace
+def test_console_line_says_what_each_interval_rests_on():
+    """Every estimator's line shows its support diagnostics; DM, Switch-DR and DRos are
+    labelled model-dependent; an interval widened to the support bound says the value is an
+    extrapolation."""
+    from bandits.offline.evaluate import describe_estimate
+    from bandits.ope import DM, DR, SwitchDR
 
-    from experiments.evaluate import MODEL_ONLY, _caveat
-
-    def est(value, **diag):
-        return SimpleNamespace(value=value, diagnostics={"ess": 10.0, **diag})
-
-    assert _caveat("dm", est(0.2), 0.2) == MODEL_ONLY
-    assert _caveat("switch_dr", est(0.2, switched_fraction=0.08), 0.2) == MODEL_ONLY
-    assert _caveat("switch_dr", est(0.21, switched_fraction=0.08), 0.2) == (
-        "  (switched 8% of rounds)"
-    )
-    assert _caveat("switch_dr", est(0.2, switched_fraction=0.0), 0.2) == ""  # nothing switched
-    assert _caveat("ips", est(0.2, clipped_fraction=0.5), 0.2) == "  (clipped 50% of rounds)"
-    assert _caveat("ips", est(0.2, clipped_fraction=0.0), None) == ""
-    assert _caveat("switch_dr", est(0.2, switched_fraction=0.3), None) == (
-        "  (switched 30% of rounds)"  # no DM to compare with
-    )
+    rng = np.random.default_rng(7)
+    n, k = 2000, 4
+    action = rng.integers(0, k, n)
+    reward = (rng.random(n) < 0.3).astype(float)
+    q = np.full((n, k), 0.3)
+    supported = {
+        "reward": reward,
+        "action": action,
+        "propensity": np.full(n, 1 / k),
+        "target_probs": np.tile([1.0, 0, 0, 0], (n, 1)),
+        "reward_hat": q,
+    }
+    dr = DR().estimate(**supported)
+    line = describe_estimate(dr)
+    assert f"ess {dr.diagnostics['ess']:,.0f}," in line and "max w 4.0" in line
+    assert "mean w" in line and "unsupported 0.0%" in line
+    assert "evidence sufficient" in line and "model-dependent" not in line
+    assert "model-dependent" in describe_estimate(DM().estimate(**supported))
+    assert "model-dependent" in describe_estimate(SwitchDR(lambda_=1.0).estimate(**supported))
+    # a rule engine that always sends variant 0: a target on variant 1 is never shown
+    deterministic = {
+        **supported,
+        "action": np.zeros(n, dtype=int),
+        "propensity": np.ones(n),
+        "target_probs": np.tile([0, 1.0, 0, 0], (n, 1)),
+    }
+    est = DR().estimate(**deterministic)
+    line = describe_estimate(est)
+    assert est.evidence == "insufficient" and not est.identified
+    assert (est.ci_low, est.ci_high) == (0.0, 1.0)
+    assert "extrapolation" in line and "unsupported 100.0%" in line
