@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, str] = {
     "vw": "experiments.benchmarks.vw:bench_vw",
     "ope_10m": "experiments.benchmarks.ope:bench_ope_10m",
     "ope_stream": "experiments.benchmarks.ope:bench_ope_stream",
+    "coverage": "experiments.benchmarks.coverage:bench_coverage",
     "mlflow": "experiments.benchmarks.apps:bench_mlflow",
     "sweep": "experiments.benchmarks.apps:bench_sweep",
 }
