@@ -82,7 +82,7 @@ def plot_forest(table: pl.DataFrame, title: str = "", truth: float | None = None
     if truth is not None:
         ax.axvline(truth, color="#c0392b", ls="--", lw=1.2, label=f"true value {truth:.4f}")
         ax.legend(loc="lower right", fontsize=8)
-    ax.set_xlabel("estimated policy value (95% interval)")
+    ax.set_xlabel("estimated policy value (interval; widened to the support bound if unsupported)")
     ax.grid(axis="x", alpha=0.3)
     if title:
         ax.set_title(title)
@@ -93,7 +93,12 @@ def plot_lifts(comparisons: pl.DataFrame, title: str = "") -> Figure:
     """Difference from the baseline with its 95% interval, one row per policy; the exact
     (simulation) difference as a red cross where known. Columns: ``policy``, ``diff``,
     ``ci_low``, ``ci_high``, ``verdict``, optional ``true_diff``."""
-    colors = {"better": "#1e8449", "worse": "#c0392b", "inconclusive": "#7f8c8d"}
+    colors = {
+        "better": "#1e8449",
+        "worse": "#c0392b",
+        "inconclusive": "#7f8c8d",
+        "unsupported": "#b9770e",
+    }
     n = comparisons.height
     fig, ax = _subplots(figsize=(7.5, 0.55 * n + 1.5), constrained_layout=True)
     for i, row in enumerate(comparisons.iter_rows(named=True)):
@@ -115,7 +120,7 @@ def plot_lifts(comparisons: pl.DataFrame, title: str = "") -> Figure:
         list(range(n))[::-1],
         [f"{p} ({v})" for p, v in zip(comparisons["policy"], comparisons["verdict"], strict=True)],
     )
-    ax.set_xlabel("reward per impression vs baseline (95% CI; x = exact truth)")
+    ax.set_xlabel("reward per impression vs baseline (Holm-consistent CI; x = exact truth)")
     ax.grid(axis="x", alpha=0.3)
     ax.set_title(title or "Lift over the baseline")
     return fig

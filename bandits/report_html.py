@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 from matplotlib.figure import Figure
 
-from bandits.compare import INCONCLUSIVE, PolicyComparison
+from bandits.compare import INCONCLUSIVE, UNSUPPORTED, PolicyComparison
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:980px;margin:2em auto;
@@ -28,6 +28,7 @@ th,td{border-bottom:1px solid #ddd;padding:.35em .6em;text-align:right}
 th:first-child,td:first-child{text-align:left}
 .better{color:#1e8449;font-weight:600}.worse{color:#c0392b;font-weight:600}
 .inconclusive{color:#7f8c8d;font-weight:600}
+.unsupported{color:#b9770e;font-weight:600}
 img{max-width:100%;margin:.5em 0} .note{color:#555;font-size:.9em}
 """
 
@@ -56,9 +57,10 @@ def comparison_table(comparisons: Sequence[PolicyComparison], has_truth: bool) -
         "policy",
         "reward / impression",
         "vs baseline",
-        "95% CI",
+        "CI (level)",
         "relative",
         "verdict",
+        "evidence",
         "Holm p",
         "unsubscribes / impr.",
         "Δ unsubscribes",
@@ -71,9 +73,10 @@ def comparison_table(comparisons: Sequence[PolicyComparison], has_truth: bool) -
             html.escape(c.policy),
             _fmt(c.value),
             _fmt(c.diff, "+.4f"),
-            f"[{_fmt(c.ci_low, '+.4f')}, {_fmt(c.ci_high, '+.4f')}]",
+            f"[{_fmt(c.ci_low, '+.4f')}, {_fmt(c.ci_high, '+.4f')}] ({c.ci_level:.1%})",
             _fmt(c.relative_lift, "+.1%"),
             f'<span class="{c.verdict}">{c.verdict}</span>',
+            html.escape(c.evidence),
             _fmt(c.p_adjusted, ".2g"),
             _fmt(c.cost, ".4f"),
             _fmt(c.cost_diff, "+.4f"),
@@ -103,7 +106,7 @@ def group_table(groups: pl.DataFrame, policy: str) -> str:
             f"{html.escape(r['verdict'])}</span></td></tr>"
         )
     return (
-        "<table><tr><th>group</th><th>impressions</th><th>Δ reward</th><th>95% CI</th>"
+        "<table><tr><th>group</th><th>impressions</th><th>Δ reward</th><th>interval</th>"
         "<th>relative</th><th>verdict</th></tr>" + "".join(rows) + "</table>"
     )
 
@@ -132,6 +135,16 @@ def write_report(
         comparison_table(comparisons, has_truth),
         "<ul>" + "".join(f"<li>{html.escape(c.sentence())}</li>" for c in comparisons) + "</ul>",
     ]
+    unsupported = [c for c in comparisons if c.verdict == UNSUPPORTED]
+    if unsupported:
+        parts.append("<h2>What this log cannot answer</h2><ul>")
+        for c in unsupported:
+            parts.append(f"<li>{html.escape(c.policy)}: {html.escape(c.reason)}</li>")
+        parts.append(
+            "</ul><p class='note'>More rows from the same logger never reveal what it never "
+            "tried; only data in which these variants are shown (a randomised pilot, or "
+            "exploration in production) can.</p>"
+        )
     unclear = [c for c in comparisons if c.verdict == INCONCLUSIVE]
     if unclear:
         parts.append("<h2>What a clear answer would take</h2><ul>")

@@ -53,9 +53,10 @@ def pilot_remedy(estimate: Estimate, pi: np.ndarray, mu: np.ndarray) -> str:
     variants = int(np.count_nonzero(silent > 0.01 * max(float(silent.sum()), 1e-12)))
     if variants == 0:
         return "more rows where the log takes the target's choices"
+    which = "this variant" if variants == 1 else f"each of these {variants} variants"
     return (
-        f"a randomised pilot that shows each of these {variants} variants with probability "
-        f">= {floor:.2g} in every context (e.g. epsilon >= 0.1 over them) would identify it"
+        f"a randomised pilot that shows {which} with probability >= {floor:.2g} in every "
+        "context (e.g. epsilon >= 0.1 over them) would identify it"
     )
 
 

@@ -383,7 +383,7 @@ def assess_evidence(
     * ``sufficient`` otherwise.
     """
     insufficient, weak = [], []
-    share = f"{100 * unsupported:.0f}%" if unsupported >= 0.01 else f"{100 * unsupported:.1f}%"
+    share = f"{100 * unsupported:.1f}%"
     if unsupported >= INSUFFICIENT_UNSUPPORTED:
         insufficient.append(
             f"{share} of the target's probability is on variants the logger (almost) never "

@@ -62,7 +62,6 @@ def test_intervals_cover_the_true_value_full():
     assert _undercovered(config) == []
 
 
-@pytest.mark.xfail(strict=False, reason="bounded-reward intervals being built")
 @pytest.mark.parametrize(("model", "folds"), [("logistic", 2), ("ridge", 0)])
 def test_no_zero_width_intervals_on_rare_click_logs(model, folds):
     """With ~45 clicks in 10,000 rows, a target's weighted rows often hold no click at all:
