@@ -70,6 +70,34 @@ def test_evaluate_learning_policy_trains_on_split_then_replays(tmp_path, log_dir
     assert runs["replay"].data.metrics["replay.supported"] == 0.0
 
 
+def test_deterministic_log_is_tagged_insufficient_with_a_bound(tmp_path):
+    """A rule engine's log (retargeting, ε = 0) cannot say what 'one message for all' would
+    earn: the run is tagged evidence=insufficient with the reason, every estimator's interval
+    is the support bound (it holds the truth), and the console says so in words."""
+    env = Environment(AudienceSettings(n_users=3000, impressions_per_day=1000), 5)
+    res = run_online(env, make_policy("retargeting", {"epsilon": 0.0}), 4000, 2, eval_rounds=0)
+    d = tmp_path / "rule_engine_log"
+    write_log_dir(
+        d,
+        res.log.drop("user_key", "action_probs"),  # a team's log: propensities only
+        env.catalog.to_frame(),
+        metadata={"features": default_feature_schema().to_dict()},
+    )
+    proc = _cli(tmp_path, f"logs={d}", "policy=fixed", "policy.variant=beauty_friendly_20off")
+    assert proc.returncode == 0, proc.stderr
+    (run,) = _runs(tmp_path)
+    tags, m = run.data.tags, run.data.metrics
+    assert tags["evidence"] == "insufficient"
+    assert "never chose" in tags["evidence.reason"]
+    assert tags["support_source"] == "propensities"
+    for est in ("ips", "snips", "dm", "dr", "sndr", "switch_dr", "dros"):
+        assert m[f"{est}.identified"] == 0.0
+        assert m[f"{est}.ci_low"] <= m["true_value"] <= m[f"{est}.ci_high"], est
+        assert m[f"{est}.ci_high"] - m[f"{est}.ci_low"] > 0.5  # honest, not a tight guess
+    assert "evidence: insufficient" in proc.stderr and "extrapolation" in proc.stderr
+    assert "read the intervals as bounds" in proc.stderr
+
+
 def test_streamed_evaluation(tmp_path, log_dir):
     proc = _cli(
         tmp_path,
