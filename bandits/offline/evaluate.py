@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -263,7 +264,7 @@ def evaluate_policy(
     t0 = time.perf_counter()
     mu, source = support_probs(data)
     for est in estimators:
-        kwargs = {"reward_hat": reward_hat} if type(est).requires_reward_hat else {}
+        kwargs: dict[str, Any] = {"reward_hat": reward_hat} if type(est).requires_reward_hat else {}
         estimates[type(est).name] = est.estimate(
             reward=data.reward,
             action=data.action,
@@ -317,7 +318,7 @@ def evaluate_stream(
         t0 = time.perf_counter()
         source = "action_probs" if batch.logging_probs is not None else "propensities"
         for est in estimators:
-            kwargs = {"reward_hat": q} if type(est).requires_reward_hat else {}
+            kwargs: dict[str, Any] = {"reward_hat": q} if type(est).requires_reward_hat else {}
             part = est.partial(
                 reward=batch.reward,
                 action=batch.action,

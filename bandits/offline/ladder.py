@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -100,7 +101,11 @@ def offline_ladder(
         else:
             policy.reset(spec, seed)
         pi = policy.action_probs(ctx)
-        common = {"action": test.action, "propensity": test.propensity, "target_probs": pi}
+        common: dict[str, Any] = {
+            "action": test.action,
+            "propensity": test.propensity,
+            "target_probs": pi,
+        }
         estimate, value = est.estimate_with_terms(
             reward=test.reward, reward_hat=q, logging_probs=mu, **common
         )
