@@ -185,8 +185,8 @@ class SupportStats:
         s_terms = w_s * reward
         counts = np.bincount(action, minlength=k).astype(np.int64)
         inv_p = 1.0 / propensity
-        inv_p_sums = np.bincount(action, weights=inv_p, minlength=k)
-        inv_p2_sums = np.bincount(action, weights=inv_p * inv_p, minlength=k)
+        inv_p_sums = np.bincount(action, weights=inv_p, minlength=k).astype(np.float64)
+        inv_p2_sums = np.bincount(action, weights=inv_p * inv_p, minlength=k).astype(np.float64)
         absent_mass = np.zeros(k)
         covered = None
         visible = 0.0

@@ -198,7 +198,7 @@ def _check_reward_range(reward_range: object, r: NDArray[np.float64]) -> tuple[f
     if reward_range is None:
         return None
     try:
-        lo, hi = (float(v) for v in reward_range)  # type: ignore[union-attr]
+        lo, hi = (float(v) for v in reward_range)  # type: ignore[attr-defined]
     except (TypeError, ValueError):
         raise ValueError(
             f"reward_range must be a pair (min, max) of numbers, got {reward_range!r}"
