@@ -31,7 +31,12 @@ from bandits.ope.registry import (
     make_estimator,
     register_estimator,
 )
-from bandits.ope.reward_models import LogisticRewardModel, RidgeRewardModel, cross_fit
+from bandits.ope.reward_models import (
+    LogisticRewardModel,
+    PooledLogisticRewardModel,
+    RidgeRewardModel,
+    cross_fit,
+)
 
 __all__ = [
     "DM",
@@ -44,6 +49,7 @@ __all__ = [
     "Estimate",
     "LogisticRewardModel",
     "OffPolicyEstimator",
+    "PooledLogisticRewardModel",
     "RidgeRewardModel",
     "Stats",
     "SwitchDR",
