@@ -110,3 +110,76 @@ def unsupported_mass_rows(target_probs, logging_probs, floor):
                 covered[j] += 1
         u[i] = s
     return u, covered
+
+
+@njit(cache=True, nogil=True)
+def support_sums(reward, action, propensity, pi_logged, u_rows, floor, success_base, k):
+    """One target's support sums over a partition (see :class:`bandits.ope.support.
+    SupportStats`), in two passes over the rows and no (n,) temporaries.
+
+    ``u_rows`` (n,) is the exact unsupported mass per row, or an empty array for the
+    importance-sampling identity ``u_i = 1 - w_s,i``. Returns ``means (2,)`` and centred
+    ``comoments (2, 2)`` of ``(S_i = w_s,i r_i, u_i)``; ``weight_sums (4,)`` = ``(Σ w_s,
+    Σ w_s², Σ w_s r, Σ w_s² r)``; ``visible`` = Σ of the model-free unsupported mass per row
+    (deterministic rows and logged actions below the floor); ``inv_p (K,)``, ``inv_p2 (K,)``;
+    ``counts (K,)``; matched rows and successes; reward min / max; the largest raw weight.
+    """
+    n = reward.shape[0]
+    exact = u_rows.shape[0] == n
+    s_sum = 0.0
+    u_sum = 0.0
+    ws = np.zeros(4)
+    visible = 0.0
+    inv_p = np.zeros(k)
+    inv_p2 = np.zeros(k)
+    counts = np.zeros(k, dtype=np.int64)
+    matched = 0
+    successes = 0.0
+    r_min = np.inf
+    r_max = -np.inf
+    w_max = 0.0
+    for i in range(n):
+        p = propensity[i]
+        t = pi_logged[i]
+        r = reward[i]
+        w = t / p
+        if w > w_max:
+            w_max = w
+        w_s = w if p >= floor else 0.0
+        s = w_s * r
+        u = u_rows[i] if exact else 1.0 - w_s
+        s_sum += s
+        u_sum += u
+        ws[0] += w_s
+        ws[1] += w_s * w_s
+        ws[2] += s
+        ws[3] += w_s * s
+        if not exact:
+            if p >= 1.0 - floor:
+                visible += 1.0 - t
+            if p < floor:
+                visible += t
+        a = action[i]
+        ip = 1.0 / p
+        inv_p[a] += ip
+        inv_p2[a] += ip * ip
+        counts[a] += 1
+        if t > 0.0:
+            matched += 1
+            successes += r - success_base
+        if r < r_min:
+            r_min = r
+        if r > r_max:
+            r_max = r
+    means = np.array([s_sum / n, u_sum / n])
+    co = np.zeros((2, 2))
+    for i in range(n):
+        p = propensity[i]
+        w_s = pi_logged[i] / p if p >= floor else 0.0
+        ds = w_s * reward[i] - means[0]
+        du = (u_rows[i] if exact else 1.0 - w_s) - means[1]
+        co[0, 0] += ds * ds
+        co[0, 1] += ds * du
+        co[1, 1] += du * du
+    co[1, 0] = co[0, 1]
+    return (means, co, ws, visible, inv_p, inv_p2, counts, matched, successes, r_min, r_max, w_max)

@@ -204,7 +204,9 @@ class OffPolicyEstimator(abc.ABC):
             n_weighted, sum_w, sum_w2, max_w = 0, 0.0, 0.0, 0.0
         omega = self._reward_weights(data)
         reward_weight_sums = None
-        if omega is not None:
+        if omega is data.importance_weights:  # IPS, SNIPS, DR, SNDR: shared across estimators
+            reward_weight_sums = data.weight_reward_sums
+        elif omega is not None:
             omega_r = omega * data.reward
             reward_weight_sums = np.array(
                 [np.sum(omega), np.dot(omega, omega), np.sum(omega_r), np.dot(omega, omega_r)]

@@ -177,59 +177,60 @@ class SupportStats:
         success_base: float = 0.0,
     ) -> SupportStats:
         """Statistics of one partition (all arrays validated; shapes in the class docstring)."""
-        from bandits.ope.estimate import Stats  # estimate imports this module
-
         n, k = target_probs.shape
-        supported_logged = propensity >= floor
-        w_s = np.where(supported_logged, target_prob_logged / propensity, 0.0)
-        s_terms = w_s * reward
-        counts = np.bincount(action, minlength=k).astype(np.int64)
-        inv_p = 1.0 / propensity
-        inv_p_sums = np.bincount(action, weights=inv_p, minlength=k).astype(np.float64)
-        inv_p2_sums = np.bincount(action, weights=inv_p * inv_p, minlength=k).astype(np.float64)
-        absent_mass = np.zeros(k)
         covered = None
-        visible = 0.0
         if logging_probs is not None:
-            u, covered = _kernels.unsupported_mass_rows(target_probs, logging_probs, floor)
+            u_rows, covered = _kernels.unsupported_mass_rows(target_probs, logging_probs, floor)
             covered = covered.astype(np.int64)
         else:
-            u = 1.0 - w_s
-            deterministic_rows = propensity >= 1.0 - floor
-            visible_rows = np.where(deterministic_rows, 1.0 - target_prob_logged, 0.0)
-            visible_rows += np.where(supported_logged, 0.0, target_prob_logged)
-            visible = float(visible_rows.sum())
+            u_rows = np.empty(0)
+        (
+            means,
+            comoments,
+            weight_sums,
+            visible,
+            inv_p_sums,
+            inv_p2_sums,
+            counts,
+            matched,
+            successes,
+            r_min,
+            r_max,
+            w_max,
+        ) = _kernels.support_sums(
+            reward,
+            action,
+            propensity,
+            target_prob_logged,
+            u_rows,
+            float(floor),
+            float(success_base),
+            k,
+        )
+        absent_mass = np.zeros(k)
+        if logging_probs is None:
             absent = np.flatnonzero(counts == 0)
-            if absent.size:
-                rest = ~deterministic_rows
+            if absent.size:  # usually empty: no pass over pi
+                rest = propensity < 1.0 - floor
                 absent_mass[absent] = target_probs[rest][:, absent].sum(axis=0)
-        means, comoments = Stats.column_moments(n, (s_terms, u))
-        matched = target_prob_logged > 0.0
         return SupportStats(
             n=n,
             floor=float(floor),
             exact=logging_probs is not None,
-            means=means[:2].copy(),
-            comoments=comoments[:2, :2].copy(),
-            weight_sums=np.array(
-                [
-                    w_s.sum(),
-                    np.dot(w_s, w_s),
-                    s_terms.sum(),
-                    np.dot(w_s, s_terms),
-                ]
-            ),
-            visible_row_mass=visible,
+            means=means,
+            comoments=comoments,
+            weight_sums=weight_sums,
+            visible_row_mass=float(visible),
             absent_mass=absent_mass,
             action_counts=counts,
             inv_p_sums=inv_p_sums,
             inv_p2_sums=inv_p2_sums,
             covered=covered,
-            matched_rows=int(np.count_nonzero(matched)),
-            matched_successes=float(np.sum(reward - success_base, where=matched)),
-            reward_min=float(reward.min()),
-            reward_max=float(reward.max()),
-            max_weight=float((target_prob_logged / propensity).max()),
+            matched_rows=int(matched),
+            matched_successes=float(successes),
+            reward_min=float(r_min),
+            reward_max=float(r_max),
+            max_weight=float(w_max),
         )
 
     def merge(self, other: SupportStats) -> SupportStats:

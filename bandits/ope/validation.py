@@ -115,6 +115,13 @@ class LoggedData:
         return float(np.sum(w)), float(np.einsum("i,i->", w, w)), float(w.max())
 
     @cached_property
+    def weight_reward_sums(self) -> NDArray[np.float64]:
+        """``(Σ w, Σ w², Σ w r, Σ w² r)`` (4,) of the raw importance weights (score floor)."""
+        s_w, s_w2, _ = self.weight_sums
+        wr = self.weighted_rewards
+        return np.array([s_w, s_w2, float(np.sum(wr)), float(np.dot(self.importance_weights, wr))])
+
+    @cached_property
     def residuals(self) -> NDArray[np.float64]:
         """``r_i - q[i, a_i]``, shape (n,). Requires ``reward_hat``."""
         if self.reward_hat is None:
