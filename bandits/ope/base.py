@@ -204,9 +204,11 @@ class OffPolicyEstimator(abc.ABC):
             n_weighted, sum_w, sum_w2, max_w = 0, 0.0, 0.0, 0.0
         omega = self._reward_weights(data)
         reward_weight_sums = None
-        if omega is data.importance_weights:  # IPS, SNIPS, DR, SNDR: shared across estimators
+        if omega is None:
+            pass
+        elif omega is data.importance_weights:  # IPS, SNIPS, DR, SNDR: shared
             reward_weight_sums = data.weight_reward_sums
-        elif omega is not None:
+        else:
             omega_r = omega * data.reward
             reward_weight_sums = np.array(
                 [np.sum(omega), np.dot(omega, omega), np.sum(omega_r), np.dot(omega, omega_r)]
