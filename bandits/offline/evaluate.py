@@ -14,7 +14,7 @@ reported next to the estimates.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,15 +26,22 @@ from bandits.errors import ConfigError
 from bandits.ope import ESTIMATORS, Estimate, OffPolicyEstimator, Stats, make_estimator
 from bandits.ope.reward_models import (
     LogisticRewardModel,
+    PooledLogisticRewardModel,
     RewardModel,
     RidgeRewardModel,
+    action_feature_matrix,
     cross_fit,
 )
 from bandits.ope.support import EVIDENCE_LEVELS, logging_support
 from bandits.policies.base import Contexts, Policy
 
 TRUTH_COLUMN = "true_expected_reward"
-REWARD_MODELS = {"ridge": RidgeRewardModel, "logistic": LogisticRewardModel}
+REWARD_MODELS: dict[str, type] = {
+    "ridge": RidgeRewardModel,
+    "logistic": LogisticRewardModel,
+    "pooled_logistic": PooledLogisticRewardModel,
+}
+BOUNDED_MODELS = ("logistic", "pooled_logistic")
 SUPPORT_SOURCES = ("action_probs", "propensities", "estimated")
 
 
@@ -191,20 +198,37 @@ def support_probs(data: LoggedData) -> tuple[np.ndarray, str]:
 
 
 def resolve_reward_model(kind: str, reward: np.ndarray) -> str:
-    """``auto`` → ``logistic`` (bounded predictions) when every reward is in [0, 1] (clicks,
-    conversions), else ``ridge``; other names are checked against :data:`REWARD_MODELS`."""
+    """``auto`` → ``pooled_logistic`` (bounded predictions, one model over all variants with
+    the catalog's variant features, so a rarely shown variant borrows strength) when every
+    reward is in [0, 1] (clicks, conversions), else ``ridge``; other names are checked
+    against :data:`REWARD_MODELS`."""
+    bounded = reward.min() >= 0.0 and reward.max() <= 1.0
     if kind == "auto":
-        return "logistic" if reward.min() >= 0.0 and reward.max() <= 1.0 else "ridge"
+        return "pooled_logistic" if bounded else "ridge"
     if kind not in REWARD_MODELS:
         raise ConfigError(
             f"unknown reward model '{kind}' (known: auto, {', '.join(REWARD_MODELS)})"
         )
-    if kind == "logistic" and not (reward.min() >= 0.0 and reward.max() <= 1.0):
+    if kind in BOUNDED_MODELS and not bounded:
         raise ConfigError(
-            "reward_model.kind=logistic needs rewards in [0, 1]; this log's range is "
+            f"reward_model.kind={kind} needs rewards in [0, 1]; this log's range is "
             f"[{reward.min():g}, {reward.max():g}] (use ridge or auto)"
         )
     return kind
+
+
+def reward_model_factory(
+    data: LoggedData, model: str = "auto", alpha: float = 1.0
+) -> Callable[[], RewardModel]:
+    """A factory of unfitted reward models of kind ``model`` (resolved on ``data``'s
+    rewards) for the log's catalog: the pooled model gets the catalog's variant features."""
+    kind = resolve_reward_model(model, data.reward)
+    if kind == "pooled_logistic":
+        features = action_feature_matrix(data.catalog)
+        action_features = features if features.shape[1] else None
+        return lambda: PooledLogisticRewardModel(action_features=action_features, alpha=alpha)
+    cls = REWARD_MODELS[kind]
+    return lambda: cls(alpha=alpha)
 
 
 def fit_reward_model(
@@ -218,19 +242,12 @@ def fit_reward_model(
     """Predictions ``q_hat (n, K)`` of a reward model on the log's features; ``folds ≥ 2``
     cross-fits (each fold predicted by a model fitted on the others). ``model="auto"``: see
     :func:`resolve_reward_model`."""
-    model = resolve_reward_model(model, data.reward)
-    cls = REWARD_MODELS[model]
+    factory = reward_model_factory(data, model, alpha)
     if folds and folds >= 2:
         return cross_fit(
-            lambda: cls(alpha=alpha),
-            X,
-            data.action,
-            data.reward,
-            data.n_actions,
-            n_folds=folds,
-            seed=seed,
+            factory, X, data.action, data.reward, data.n_actions, n_folds=folds, seed=seed
         )
-    return cls(alpha=alpha).fit(X, data.action, data.reward, data.n_actions).predict(X)
+    return factory().fit(X, data.action, data.reward, data.n_actions).predict(X)
 
 
 def evaluate_policy(
@@ -309,10 +326,8 @@ def evaluate_stream(
         if needs_q:
             t0 = time.perf_counter()
             if reward_model is None:
-                cls = REWARD_MODELS[resolve_reward_model(reward_model_kind, batch.reward)]
-                reward_model = cls(alpha=reward_model_alpha).fit(
-                    ctx.X, batch.action, batch.reward, batch.n_actions
-                )
+                factory = reward_model_factory(batch, reward_model_kind, reward_model_alpha)
+                reward_model = factory().fit(ctx.X, batch.action, batch.reward, batch.n_actions)
             q = reward_model.predict(ctx.X)
             timings["reward_model"] += time.perf_counter() - t0
         t0 = time.perf_counter()
