@@ -358,6 +358,13 @@ def compare_to_baseline(
     return out
 
 
+def _lift(c: PolicyComparison) -> str:
+    """Relative lift, or the absolute difference when the baseline's value is 0."""
+    if math.isfinite(c.relative_lift):
+        return f"{c.relative_lift:+.1%}"
+    return f"{c.diff:+.4f} (baseline value 0)"
+
+
 _EVIDENCE_ORDER = {"sufficient": 0, "weak": 1, "insufficient": 2}
 
 
@@ -453,7 +460,7 @@ def headline(comparisons: Sequence[PolicyComparison], focus: Sequence[str] = ())
         level = f"{best.ci_level:.1%}".replace(".0%", "%")
         parts.append(
             f"{', '.join(c.policy for c in better)} beat{'s' if len(better) == 1 else ''} "
-            f"{base} (best: {best.policy}, {best.relative_lift:+.1%} per impression, "
+            f"{base} (best: {best.policy}, {_lift(best)} per impression, "
             f"{level} CI [{best.ci_low:+.4f}, {best.ci_high:+.4f}])"
         )
     if worse:
