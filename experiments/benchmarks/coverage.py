@@ -522,7 +522,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--first-seed", type=int, default=FIRST_SEED)
     parser.add_argument("--scenarios", nargs="+", default=list(DEFAULT_SCENARIOS))
     parser.add_argument("--estimators", nargs="+", help="registry names (default: all)")
-    parser.add_argument("--model", choices=("ridge", "logistic"), default="logistic")
+    parser.add_argument(
+        "--model", choices=("auto", "pooled_logistic", "ridge", "logistic"), default="logistic"
+    )
     parser.add_argument("--folds", type=int, default=2, help="cross-fitting folds (0: none)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--quick", action="store_true", help="6 logs of 2,000 rows")
