@@ -25,6 +25,9 @@ PROPENSITY = "propensity"
 ACTION_PROBS = "action_probs"
 VARIANT_ID = "variant_id"
 
+#: Where ``LoggedData.propensity`` came from: the log's column, or a model of the logger.
+PROPENSITY_SOURCES: tuple[str, ...] = ("logged", "estimated")
+
 #: Optional bookkeeping columns: never context unless named in ``context_columns``.
 #: (``round`` and ``day`` are the simulator's opportunity and day indices.)
 BOOKKEEPING: tuple[str, ...] = ("timestamp", "user_id", "user_key", "position", "round", "day")
@@ -96,7 +99,8 @@ class LoggedData:
         action_ids: ``(K,)`` variant ids, ``catalog["variant_id"]`` as a tuple.
         action: ``(n,)`` int64 action indices in ``[0, K)``.
         reward: ``(n,)`` float64.
-        propensity: ``(n,)`` float64 in (0, 1].
+        propensity: ``(n,)`` float64 in (0, 1]: the logging policy's probability of the
+            logged action (see ``propensity_source``).
         logging_probs: ``(n, K)`` float64 logging distribution (from ``action_probs``) or None.
         context_columns: names of the context columns in ``frame``.
         features: how context becomes features (from ``metadata.json``, given, or inferred).
@@ -104,6 +108,13 @@ class LoggedData:
         catalog_inferred: True when no catalog was given and it is ``0..max(action)``.
         cost_columns: cost columns present in ``frame`` (e.g. ``unsubscribed``).
         row_offset: global index of this log's first row (batches of a stream), else 0.
+        propensity_source: ``"logged"``: ``propensity`` (and ``logging_probs``) are the
+            log's columns; ``"estimated"``: the log had no propensities (or they were
+            ignored), ``logging_probs`` is the logging policy estimated from the log's own
+            actions and context (:func:`bandits.ope.propensity.estimate_logging_policy`,
+            cross-fitted) and ``propensity[i] = logging_probs[i, action[i]]``. Estimators'
+            intervals then treat the estimate as known.
+        propensity_model: when estimated, one line describing the fitted model; else ``""``.
 
     Arrays come from polars without copying where possible and may be read-only.
     """
@@ -121,6 +132,15 @@ class LoggedData:
     catalog_inferred: bool = False
     cost_columns: tuple[str, ...] = ()
     row_offset: int = 0
+    propensity_source: str = "logged"
+    propensity_model: str = ""
+
+    def __post_init__(self) -> None:
+        if self.propensity_source not in PROPENSITY_SOURCES:
+            raise ValueError(
+                f"propensity_source must be one of {', '.join(PROPENSITY_SOURCES)}, "
+                f"got {self.propensity_source!r}"
+            )
 
     @property
     def n(self) -> int:

@@ -3,11 +3,13 @@ validate it and return :class:`~bandits.data.contract.LoggedData`."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from bandits.data.context import (
@@ -16,7 +18,14 @@ from bandits.data.context import (
     infer_features,
     metadata_features,
 )
-from bandits.data.contract import ACTION, DEFAULT_COSTS, PROPENSITY, REWARD, LoggedData
+from bandits.data.contract import (
+    ACTION,
+    ACTION_PROBS,
+    DEFAULT_COSTS,
+    PROPENSITY,
+    REWARD,
+    LoggedData,
+)
 from bandits.data.io import (
     LogSource,
     PathLike,
@@ -27,11 +36,20 @@ from bandits.data.io import (
     scan,
 )
 from bandits.data.validate import LogArrays, check_catalog, check_columns, validate_log
-from bandits.errors import DataError
+from bandits.errors import ConfigError, DataError
 from bandits.features import FeatureSchema
+
+if TYPE_CHECKING:
+    from bandits.ope.propensity import LoggingPolicyFit
 
 CatalogLike = pl.DataFrame | PathLike
 FeaturesLike = FeatureSchema | Mapping[str, Any]
+
+#: ``load_log(propensity=...)``: use the column if present else estimate / require it /
+#: ignore it and estimate.
+PROPENSITY_MODES: tuple[str, ...] = ("auto", "require", "estimate")
+#: Cross-fitting folds of the estimated logging policy.
+ESTIMATION_FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -47,6 +65,7 @@ class LogPlan:
     catalog: pl.DataFrame | None  # checked; None: infer from integer actions
     reward_column: str
     cost_columns: tuple[str, ...]
+    estimate_propensity: bool = False  # ignore propensity / action_probs and estimate
 
 
 def read_catalog(
@@ -80,9 +99,23 @@ def plan_log(
     features: FeaturesLike | None,
     required_context: Sequence[str],
     columns: Sequence[str] | None,
+    propensity: str = "require",
+    propensity_hint: str = "",
 ) -> LogPlan:
-    """Decide columns, context and features from the schema; fail fast on missing columns."""
+    """Decide columns, context and features from the schema; fail fast on missing columns.
+
+    ``propensity`` is :func:`load_log`'s mode; ``propensity_hint`` ends the message when
+    the ``propensity`` column is missing but required.
+    """
     names = list(schema.names())
+    estimate = _estimates(propensity, names)
+    if propensity == "require" and not propensity_hint:
+        propensity_hint = "pass propensity='auto' to estimate it from the log's context"
+    if propensity == "auto" and PROPENSITY not in schema:  # has action_probs: not estimated
+        propensity_hint = (
+            f"the log has '{ACTION_PROBS}' but no '{PROPENSITY}': add the logged action's "
+            f"probability as '{PROPENSITY}', or pass propensity='estimate' to ignore both"
+        )
     if columns is not None:
         unknown = [c for c in columns if c not in schema]
         if unknown:
@@ -109,14 +142,21 @@ def plan_log(
     needed = tuple(
         dict.fromkeys([*required_context, *explicit, *(schema_f.columns if schema_f else ())])
     )
-    check_columns(names, reward_column=reward_column, required_context=needed)
+    check_columns(
+        names,
+        reward_column=reward_column,
+        required_context=needed,
+        require_propensity=not estimate,
+        propensity_hint=propensity_hint,
+    )
     read: tuple[str, ...] | None = None
     view = schema
     if columns is not None:
+        logging = () if estimate else (PROPENSITY,)
         read = tuple(
             c
             for c in names  # file order
-            if c in {*columns, ACTION, reward_column, PROPENSITY, *needed}
+            if c in {*columns, ACTION, reward_column, *logging, *needed}
         )
         view = pl.Schema({c: schema[c] for c in read})
     costs = tuple(cost_columns)
@@ -131,6 +171,70 @@ def plan_log(
         catalog=catalog,
         reward_column=reward_column,
         cost_columns=tuple(c for c in costs if c in view),
+        estimate_propensity=estimate,
+    )
+
+
+def _estimates(mode: str, columns: Sequence[str]) -> bool:
+    """Whether ``load_log(propensity=mode)`` estimates the logging policy of a log with
+    ``columns``: ``"estimate"`` always; ``"auto"`` when the log has neither ``propensity``
+    nor ``action_probs`` (a log with ``action_probs`` only is an export that lost a column:
+    it is reported, not estimated); ``"require"`` never."""
+    if mode not in PROPENSITY_MODES:
+        raise ConfigError(
+            f"propensity must be one of {', '.join(repr(m) for m in PROPENSITY_MODES)}, "
+            f"got {mode!r}"
+        )
+    if mode == "auto":
+        return PROPENSITY not in columns and ACTION_PROBS not in columns
+    return mode == "estimate"
+
+
+def estimate_logging_policy_of(
+    frame: pl.DataFrame,
+    action: np.ndarray,
+    n_actions: int,
+    context_columns: Sequence[str],
+    features: FeatureSchema,
+    *,
+    seed: int = 0,
+) -> LoggingPolicyFit:
+    """The one place a log's logging policy is estimated (:func:`load_log`,
+    :func:`with_estimated_propensities`).
+
+    ``X = features.transform(frame)`` is the log's feature matrix ``(n, d)``, the one the
+    estimators use (``data.problem_spec().contexts(data.frame).X``); the model is
+    :func:`bandits.ope.propensity.fit_logging_policy_on_log` (cross-fitted multinomial
+    logistic regression, with cells of the context columns that best explain the logged
+    action) with :data:`ESTIMATION_FOLDS` folds. Returns ``probs (n, K)`` and diagnostics.
+    """
+    from bandits.ope.propensity import fit_logging_policy_on_log  # scipy: only when needed
+
+    return fit_logging_policy_on_log(
+        frame,
+        features.transform(frame),
+        action,
+        n_actions,
+        context_columns,
+        folds=ESTIMATION_FOLDS,
+        seed=seed,
+    )
+
+
+def with_estimated_propensities(data: LoggedData, *, seed: int = 0) -> LoggedData:
+    """``data`` with ``propensity (n,)`` and ``logging_probs (n, K)`` replaced by the logging
+    policy estimated from its own actions and context (``propensity_source="estimated"``),
+    e.g. to check a logged column with
+    :func:`bandits.ope.propensity.check_logged_propensities`."""
+    fit = estimate_logging_policy_of(
+        data.frame, data.action, data.n_actions, data.context_columns, data.features, seed=seed
+    )
+    return dataclasses.replace(
+        data,
+        propensity=fit.probs[np.arange(data.n), data.action],
+        logging_probs=fit.probs,
+        propensity_source="estimated",
+        propensity_model=fit.describe(),
     )
 
 
@@ -138,6 +242,8 @@ def assemble(
     plan: LogPlan, arrays: LogArrays, features: FeatureSchema, row_offset: int = 0
 ) -> LoggedData:
     """Package validated arrays as LoggedData."""
+    if arrays.propensity is None:
+        raise DataError(f"log '{plan.label}': no '{PROPENSITY}' column was read")
     return LoggedData(
         frame=arrays.frame,
         catalog=arrays.catalog,
@@ -165,6 +271,8 @@ def load_log(
     features: FeaturesLike | None = None,
     required_context: Sequence[str] = (),
     columns: Sequence[str] | None = None,
+    propensity: str = "auto",
+    seed: int = 0,
 ) -> LoggedData:
     """Read, validate and index a whole decision log.
 
@@ -183,10 +291,21 @@ def load_log(
             inferred from the context columns. Its columns must be in the log.
         required_context: further context columns the policy needs.
         columns: read only these columns (plus the required ones and the needed context).
+        propensity: ``"auto"`` (default): the ``propensity`` column if present, else (no
+            ``propensity`` and no ``action_probs``) the logging policy is estimated;
+            ``"require"``: a missing ``propensity`` column is an error; ``"estimate"``:
+            ``propensity`` and ``action_probs`` are ignored (not read or checked) and the
+            logging policy is estimated. Estimating fits a cross-fitted multinomial logistic
+            regression of the logged action on the log's features
+            (:func:`estimate_logging_policy_of`); the result has
+            ``propensity_source="estimated"``, ``logging_probs`` the estimate and
+            ``propensity`` its entry at the logged action. A ``propensity`` column with
+            nulls is an error (no part of a column is estimated).
+        seed: seeds the estimation's fold split (only used when estimating).
 
     Returns:
         LoggedData with ``action``, ``reward``, ``propensity`` of shape ``(n,)`` and
-        ``logging_probs`` ``(n, K)`` when the log has ``action_probs``.
+        ``logging_probs`` ``(n, K)`` when the log has ``action_probs`` or it was estimated.
 
     Raises:
         DataError: one line naming the file or column and the first offending rows.
@@ -210,6 +329,7 @@ def load_log(
         features=features,
         required_context=required_context,
         columns=columns,
+        propensity=propensity,
     )
     if isinstance(path, pl.DataFrame):
         frame = path if plan.read_columns is None else path.select(plan.read_columns)
@@ -224,6 +344,26 @@ def load_log(
         plan.catalog,
         required_context=plan.required_context,
         reward_column=reward_column,
+        propensity="ignore" if plan.estimate_propensity else "require",
     )
     schema_f = plan.features or infer_features(arrays.frame, plan.context_columns)
-    return assemble(plan, arrays, schema_f)
+    if not plan.estimate_propensity:
+        return assemble(plan, arrays, schema_f)
+    fit = estimate_logging_policy_of(
+        arrays.frame,
+        arrays.action,
+        arrays.catalog.height,
+        plan.context_columns,
+        schema_f,
+        seed=seed,
+    )
+    arrays = dataclasses.replace(
+        arrays,
+        propensity=fit.probs[np.arange(arrays.frame.height), arrays.action],
+        logging_probs=fit.probs,
+    )
+    return dataclasses.replace(
+        assemble(plan, arrays, schema_f),
+        propensity_source="estimated",
+        propensity_model=fit.describe(),
+    )

@@ -67,6 +67,8 @@ def iter_log_batches(
 
     The source, schema, catalog and features are checked when this is called; a bad row
     raises DataError when its batch is reached (earlier batches were already yielded).
+    Streaming needs the ``propensity`` column (estimating a logging policy needs the whole
+    log: use :func:`~bandits.data.load_log`, which estimates it when the column is absent).
     """
     if int(batch_rows) < 1:
         raise ConfigError(f"batch_rows must be >= 1, got {batch_rows}")
@@ -89,6 +91,10 @@ def iter_log_batches(
         features=features,
         required_context=required_context,
         columns=columns,
+        propensity_hint=(
+            "streaming reads logged propensities: load the log whole with "
+            "load_log(..., propensity='auto') to estimate them"
+        ),
     )
     total = int(collect(lf.select(pl.len()), source.label).item())  # from the footers
     if total == 0:

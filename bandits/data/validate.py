@@ -21,7 +21,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from bandits.data.contract import ACTION, ACTION_PROBS, PROPENSITY, REWARD, VARIANT_ID
-from bandits.errors import DataError, first_rows
+from bandits.errors import ConfigError, DataError, first_rows
 from bandits.ope.validation import PROB_SUM_TOL
 
 _SHOWN = 3  # example values quoted in a message
@@ -45,7 +45,7 @@ class LogArrays:
     catalog_inferred: bool
     action: NDArray[np.int64]  # (n,) in [0, K)
     reward: NDArray[np.float64]  # (n,)
-    propensity: NDArray[np.float64]  # (n,) in (0, 1]
+    propensity: NDArray[np.float64] | None  # (n,) in (0, 1]; None: not read (estimated later)
     logging_probs: NDArray[np.float64] | None  # (n, K)
 
 
@@ -123,17 +123,25 @@ def check_columns(
     *,
     reward_column: str = REWARD,
     required_context: Sequence[str] = (),
+    require_propensity: bool = True,
+    propensity_hint: str = "",
 ) -> None:
-    """Required columns (``action``, the reward column, ``propensity``) and the context the
-    policy needs are present in ``columns`` (a schema check: no data read)."""
+    """Required columns (``action``, the reward column, ``propensity`` unless
+    ``require_propensity`` is False) and the context the policy needs are present in
+    ``columns`` (a schema check: no data read). ``propensity_hint`` is appended to the
+    message when ``propensity`` is missing (e.g. how to estimate it instead)."""
     present = set(columns)
-    required = (ACTION, reward_column, PROPENSITY)
+    required = (
+        (ACTION, reward_column, PROPENSITY) if require_propensity else (ACTION, reward_column)
+    )
     missing = [c for c in required if c not in present]
     if missing:
         names = ", ".join(f"'{c}'" for c in missing)
         plural = "s" if len(missing) > 1 else ""
+        hint = f"; {propensity_hint}" if propensity_hint and PROPENSITY in missing else ""
         raise DataError(
-            f"missing required column{plural} {names} (present: {', '.join(columns) or 'none'})"
+            f"missing required column{plural} {names} "
+            f"(present: {', '.join(columns) or 'none'}){hint}"
         )
     lacking = [c for c in dict.fromkeys(required_context) if c not in present]
     if lacking:
@@ -330,6 +338,7 @@ def validate_log(
     required_context: Sequence[str] = (),
     reward_column: str = REWARD,
     row_offset: int = 0,
+    propensity: str = "require",
 ) -> LogArrays:
     """Validate a decision log of ``n`` rows against a catalog of ``K`` variants.
 
@@ -348,6 +357,10 @@ def validate_log(
         required_context: context columns the policy needs.
         reward_column: the column read as reward.
         row_offset: global index of ``frame``'s first row (used in messages).
+        propensity: ``"require"``: the ``propensity`` column must be present and valid;
+            ``"ignore"``: ``propensity`` and ``action_probs`` are neither required nor read
+            (``LogArrays.propensity`` and ``logging_probs`` are None; the caller estimates
+            them, see :func:`~bandits.data.load_log`).
 
     Returns:
         :class:`LogArrays` with ``action (n,)``, ``reward (n,)``, ``propensity (n,)`` and
@@ -356,9 +369,17 @@ def validate_log(
     Raises:
         DataError: one line naming the column, the problem and the first offending rows.
     """
+    if propensity not in ("require", "ignore"):
+        raise ConfigError(f"propensity must be 'require' or 'ignore', got {propensity!r}")
+    read_propensity = propensity == "require"
     if frame.height == 0:
         raise DataError(f"log is empty (0 rows; columns: {', '.join(frame.columns) or 'none'})")
-    check_columns(frame.columns, reward_column=reward_column, required_context=required_context)
+    check_columns(
+        frame.columns,
+        reward_column=reward_column,
+        required_context=required_context,
+        require_propensity=read_propensity,
+    )
     for name in dict.fromkeys(required_context):
         s = frame[name]
         if s.null_count():
@@ -368,30 +389,36 @@ def validate_log(
     if catalog is not None:
         catalog = check_catalog(catalog)
 
-    convert = [ACTION, reward_column, PROPENSITY]
-    if ACTION_PROBS in frame.columns:
-        convert.append(ACTION_PROBS)
+    convert = [ACTION, reward_column]
+    if read_propensity:
+        convert.append(PROPENSITY)
+        if ACTION_PROBS in frame.columns:
+            convert.append(ACTION_PROBS)
     chunked = [frame[c].rechunk() for c in convert if frame[c].n_chunks() > 1]
     if chunked:  # contiguous columns: the arrays below are views into the frame
         frame = frame.with_columns(chunked)
 
     reward = _float_column(frame[reward_column], row_offset, allow_bool=True)
-    propensity = _float_column(frame[PROPENSITY], row_offset)
-    if not (propensity.min() > 0.0 and propensity.max() <= 1.0):
-        bad = ~((propensity > 0.0) & (propensity <= 1.0))
-        raise _fail(
-            PROPENSITY, "values outside (0, 1]", bad, row_offset, propensity[bad][:_SHOWN].tolist()
-        )
+    prop = _propensity_column(frame[PROPENSITY], row_offset) if read_propensity else None
     action, catalog, inferred = _action_index(frame[ACTION], catalog, row_offset)
     probs = None
-    if ACTION_PROBS in frame.columns:
-        probs = _logging_probs(frame[ACTION_PROBS], action, propensity, catalog.height, row_offset)
+    if prop is not None and ACTION_PROBS in frame.columns:
+        probs = _logging_probs(frame[ACTION_PROBS], action, prop, catalog.height, row_offset)
     return LogArrays(
         frame=frame,
         catalog=catalog,
         catalog_inferred=inferred,
         action=action,
         reward=reward,
-        propensity=propensity,
+        propensity=prop,
         logging_probs=probs,
     )
+
+
+def _propensity_column(s: pl.Series, offset: int) -> NDArray[np.float64]:
+    """``propensity`` as float64 ``(n,)`` in (0, 1]."""
+    p = _float_column(s, offset)
+    if not (p.min() > 0.0 and p.max() <= 1.0):
+        bad = ~((p > 0.0) & (p <= 1.0))
+        raise _fail(PROPENSITY, "values outside (0, 1]", bad, offset, p[bad][:_SHOWN].tolist())
+    return p
