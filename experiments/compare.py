@@ -103,7 +103,10 @@ def validate(cfg: DictConfig):
 
     if cfg.logs is None:
         raise ConfigError("source=logs needs logs=PATH (a decision log file or directory)")
-    return policies, load_log(_path(cfg.logs, "logs"), catalog=_path(cfg.catalog, "catalog"))
+    data = load_log(
+        _path(cfg.logs, "logs"), catalog=_path(cfg.catalog, "catalog"), seed=int(cfg.seed)
+    )
+    return policies, data
 
 
 def _finished_run(cfg: DictConfig, digest: str) -> str | None:
@@ -221,7 +224,7 @@ def _simulate_ladder(cfg, policies, audience, parent_id, tracking):
 
 def _offline_ladder(cfg, policies, data, tracking):
     from bandits.compare import compare_to_baseline, group_lifts
-    from bandits.offline.evaluate import describe_estimate
+    from bandits.offline.evaluate import describe_estimate, logger_tags
     from bandits.offline.ladder import offline_ladder
 
     off = cfg.offline
@@ -237,7 +240,14 @@ def _offline_ladder(cfg, policies, data, tracking):
     )
     terms, groups, test = ladder.terms, ladder.groups, ladder.test
     support: dict[str, float] = {}
-    tags = {"support_source": ladder.support_source}
+    tags = {"support_source": ladder.support_source, **logger_tags(data)}
+    print(f"  logger: {tags['logger']}", file=sys.stderr)
+    if tags["propensity_source"] == "estimated":
+        print(
+            "  propensities: estimated from the log (no propensity column): "
+            + tags.get("propensity_model", "a cross-fitted model of the logged action"),
+            file=sys.stderr,
+        )
     print(f"  support of each rung on {test.n:,} evaluation rows:", file=sys.stderr)
     for label, est in ladder.estimates.items():
         d = est.diagnostics

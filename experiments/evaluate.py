@@ -69,7 +69,7 @@ def validate(cfg: DictConfig):
 
         batches = iter_log_batches(logs, catalog, batch_rows=int(cfg.stream.batch_rows))
         return batches, policy, mode, estimators
-    data = load_log(logs, catalog=catalog)
+    data = load_log(logs, catalog=catalog, seed=int(cfg.seed))
     return data, policy, mode, estimators
 
 
@@ -137,17 +137,19 @@ def evaluate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
             context="evaluation",
         )
         metrics: dict[str, float] = {}
+        tags = None
         if evaluation is not None:
             metrics.update(evaluation.metrics())
             table = evaluation.table()
             tracking.log_text(table.write_csv(), "estimates.csv")
             _log_forest(tracking, table, evaluation.true_value, policy.name, mode)
-            tracking.log_tags(_evidence_tags(evaluation, data))
+            tags = _evidence_tags(evaluation, eval_data)
+            tracking.log_tags(tags)
         if replay_result is not None:
             metrics.update(replay_result.metrics())
             tracking.log_tags({"replay_message": replay_result.message})
         tracking.log_metrics(metrics)
-        _print(policy.name, mode, evaluation, replay_result, run_id)
+        _print(policy.name, mode, evaluation, replay_result, run_id, tags)
     return metrics
 
 
@@ -194,22 +196,25 @@ def _evaluate_streaming(cfg, batches, policy, estimators, parent_run_id):
         table = evaluation.table()
         tracking.log_text(table.write_csv(), "estimates.csv")
         _log_forest(tracking, table, evaluation.true_value, policy.name, "fixed, streamed")
-        tracking.log_tags(_evidence_tags(evaluation, first))
+        tags = _evidence_tags(evaluation, first)
+        tracking.log_tags(tags)
         metrics = evaluation.metrics()
         tracking.log_metrics(metrics)
-        _print(policy.name, "fixed, streamed", evaluation, None, run_id)
+        _print(policy.name, "fixed, streamed", evaluation, None, run_id, tags)
     return metrics
 
 
 def _evidence_tags(evaluation, data) -> dict[str, str]:
     """Run tags: ``evidence``, ``evidence.reason``, where the support and the propensities
     came from, and the data warnings."""
+    from bandits.offline.evaluate import logger_tags
+
     level, reason = evaluation.evidence
     tags = {
         "evidence": level,
         "evidence.reason": reason or "the log supports the target policy",
         "support_source": evaluation.support_source,
-        "propensity_source": str(getattr(data, "propensity_source", "logged")),
+        **logger_tags(data),
     }
     if evaluation.warnings:
         tags["warnings"] = " | ".join(evaluation.warnings)[:5000]
@@ -226,10 +231,17 @@ def _log_forest(tracking, table, truth, policy: str, mode: str) -> None:
     tracking.log_figure(fig, "plots/forest.png")
 
 
-def _print(policy, mode, evaluation, replay_result, run_id) -> None:
+def _print(policy, mode, evaluation, replay_result, run_id, tags=None) -> None:
     from bandits.offline.evaluate import describe_estimate
 
     lines = [f"{policy} ({mode}) — run {run_id}"]
+    if tags:
+        lines.append(f"  logger: {tags['logger']}")
+        if tags.get("propensity_source") == "estimated":
+            lines.append(
+                "  propensities: estimated from the log (no propensity column): "
+                + tags.get("propensity_model", "a cross-fitted model of the logged action")
+            )
     if evaluation is not None:
         for est in evaluation.estimates.values():
             lines.append(f"  {describe_estimate(est)}")

@@ -130,6 +130,25 @@ class PolicyEvaluation:
         return out
 
 
+def logger_tags(data: LoggedData) -> dict[str, str]:
+    """What the log says about its logger, as run tags: whether it looks deterministic given
+    a few context columns (:func:`bandits.ope.propensity.detect_deterministic`; the words go
+    to ``logger``), and where the propensities came from (``propensity_source``, plus the
+    fitted model when they were estimated)."""
+    from bandits.ope.propensity import detect_deterministic
+
+    report = detect_deterministic(data.frame, data.action, data.context_columns)
+    tags = {
+        "logger": report.message,
+        "logger.deterministic": str(bool(report.is_deterministic)).lower(),
+        "propensity_source": str(getattr(data, "propensity_source", "logged")),
+    }
+    model = getattr(data, "propensity_model", None)
+    if model:
+        tags["propensity_model"] = str(model)[:5000]
+    return tags
+
+
 def describe_estimate(est: Estimate) -> str:
     """One console line: value, interval (with what it rests on), and the support
     diagnostics ESS, max / mean weight, unsupported mass and the evidence level."""
@@ -288,6 +307,7 @@ def evaluate_policy(
             propensity=data.propensity,
             target_probs=pi,
             logging_probs=mu,
+            check_propensities=source != "estimated",
             **kwargs,
         )
     timings["estimators"] = time.perf_counter() - t0

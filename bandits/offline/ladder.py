@@ -105,6 +105,7 @@ def offline_ladder(
             "action": test.action,
             "propensity": test.propensity,
             "target_probs": pi,
+            "check_propensities": source != "estimated",
         }
         estimate, value = est.estimate_with_terms(
             reward=test.reward, reward_hat=q, logging_probs=mu, **common

@@ -96,17 +96,20 @@ def doubly_robust_terms(dm, weights, reward, reward_hat, action):
 @njit(cache=True, nogil=True)
 def unsupported_mass_rows(target_probs, logging_probs, floor):
     """Per row ``u_i = sum_k pi[i, k] 1[mu[i, k] < floor]`` (n,) and per action the number of
-    rows with ``mu[i, k] > 0`` (K,), in one pass over both (n, K) matrices."""
+    rows where the logger can take it, ``mu[i, k] >= floor / 1000`` (K,) — an estimated
+    logging policy never gives an exact 0, so a probability a thousand times below the
+    support floor counts as none — in one pass over both (n, K) matrices."""
     n, k = target_probs.shape
     u = np.empty(n)
     covered = np.zeros(k, dtype=np.int64)
+    can_take = floor * 1e-3
     for i in range(n):
         s = 0.0
         for j in range(k):
             m = logging_probs[i, j]
             if m < floor:
                 s += target_probs[i, j]
-            if m > 0.0:
+            if m >= can_take:
                 covered[j] += 1
         u[i] = s
     return u, covered

@@ -73,7 +73,8 @@ class OffPolicyEstimator(abc.ABC):
 
     Data-level options of :meth:`estimate` / :meth:`partial`: ``reward_range`` ``(r_min,
     r_max)`` (default: [0, 1] if every reward is in it, else the observed range) and
-    ``support_floor`` (default ``0.1 / K``).
+    ``support_floor`` (default ``0.1 / K``); ``check_propensities=False`` skips the per-action
+    propensity check (for propensities estimated from the same log, which it cannot test).
 
     Edge cases: ``n == 0`` raises ``ValueError``; ``n == 1`` returns the (finite) value with
     ``stderr = inf`` and interval ``(-inf, inf)`` (``analytic``; the reward range otherwise)
@@ -259,6 +260,7 @@ class OffPolicyEstimator(abc.ABC):
         logging_probs: ArrayLike | None = None,
         reward_range: tuple[float, float] | None = None,
         support_floor: float | None = None,
+        check_propensities: bool = True,
     ) -> Stats:
         """Mergeable sufficient statistics of this partition of the log (same data arguments
         as :meth:`estimate`). Combine partitions with ``Stats.merge`` / ``+`` / ``sum``."""
@@ -271,6 +273,7 @@ class OffPolicyEstimator(abc.ABC):
             logging_probs,
             reward_range=reward_range,
             support_floor=support_floor,
+            check_propensities=check_propensities,
         )
         return stats
 
@@ -398,6 +401,7 @@ class OffPolicyEstimator(abc.ABC):
         logging_probs: ArrayLike | None = None,
         reward_range: tuple[float, float] | None = None,
         support_floor: float | None = None,
+        check_propensities: bool = True,
     ) -> Estimate:
         """Estimate the target policy's value with an interval (see class docstring).
 
@@ -413,6 +417,7 @@ class OffPolicyEstimator(abc.ABC):
             logging_probs,
             reward_range=reward_range,
             support_floor=support_floor,
+            check_propensities=check_propensities,
         )
         return self._estimate_from(stats, columns)
 
@@ -427,6 +432,7 @@ class OffPolicyEstimator(abc.ABC):
         logging_probs: ArrayLike | None = None,
         reward_range: tuple[float, float] | None = None,
         support_floor: float | None = None,
+        check_propensities: bool = True,
     ) -> tuple[Estimate, NDArray[np.float64]]:
         """:meth:`estimate` and the per-round influence terms ``psi`` (n,) whose mean is the
         value: ``psi_i = D_i + (C_i - R B_i) / mean(B)`` with ``R = mean(C) / mean(B)``
@@ -441,6 +447,7 @@ class OffPolicyEstimator(abc.ABC):
             logging_probs,
             reward_range=reward_range,
             support_floor=support_floor,
+            check_propensities=check_propensities,
         )
         d, c, b = columns
         n = stats.n
@@ -500,6 +507,7 @@ def estimate_many(
     logging_probs: ArrayLike | None = None,
     reward_range: tuple[float, float] | None = None,
     support_floor: float | None = None,
+    check_propensities: bool = True,
 ) -> list[Estimate]:
     """Several estimators on the same logged data, sharing the per-round work.
 
@@ -528,6 +536,7 @@ def estimate_many(
             logging_probs=logging_probs,
             reward_range=reward_range,
             support_floor=support_floor,
+            check_propensities=check_propensities,
         ),
     )
     out = []
@@ -548,6 +557,7 @@ def partial_many(
     logging_probs: ArrayLike | None = None,
     reward_range: tuple[float, float] | None = None,
     support_floor: float | None = None,
+    check_propensities: bool = True,
 ) -> list[Stats]:
     """``[est.partial(...) for est in estimators]`` on one partition of a log, sharing the
     per-round work as :func:`estimate_many` does (same numbers). Merge each estimator's list
@@ -566,6 +576,7 @@ def partial_many(
             logging_probs=logging_probs,
             reward_range=reward_range,
             support_floor=support_floor,
+            check_propensities=check_propensities,
         ),
     )
     return [est._stats(data)[0] for est in ests]

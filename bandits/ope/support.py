@@ -138,12 +138,14 @@ class SupportStats:
         actions absent from this partition (0 for the others)
     action_counts : (K,) logged actions
     inv_p_sums, inv_p2_sums : (K,) ``Σ 1[a_i = k] / p_i`` and ``Σ 1[a_i = k] / p_i²``
-    covered : (K,) rows where ``mu[i, k] > 0`` (with ``logging_probs``), else ``None``
+    covered : (K,) rows where the logger can take ``k``, ``mu[i, k] >= floor / 1000`` (with
+        ``logging_probs``), else ``None``
     matched_rows : rows with ``pi[i, a_i] > 0``
     matched_successes : ``Σ 1[pi[i, a_i] > 0] (r_i - r_lo)`` with ``r_lo`` the lower end of
         the declared range if given, else 0 (successes for 0/1 rewards)
     reward_min, reward_max : observed range of ``r``
     max_weight : largest raw weight ``pi[i, a_i] / p_i``
+    checked : whether :meth:`propensity_check` applies (False for estimated propensities)
     """
 
     n: int
@@ -163,6 +165,7 @@ class SupportStats:
     reward_min: float
     reward_max: float
     max_weight: float
+    checked: bool = True
 
     @staticmethod
     def compute(
@@ -175,6 +178,7 @@ class SupportStats:
         logging_probs: NDArray[np.float64] | None,
         floor: float,
         success_base: float = 0.0,
+        check_propensities: bool = True,
     ) -> SupportStats:
         """Statistics of one partition (all arrays validated; shapes in the class docstring)."""
         n, k = target_probs.shape
@@ -231,6 +235,7 @@ class SupportStats:
             reward_min=float(r_min),
             reward_max=float(r_max),
             max_weight=float(w_max),
+            checked=check_propensities,
         )
 
     def merge(self, other: SupportStats) -> SupportStats:
@@ -267,6 +272,7 @@ class SupportStats:
             reward_min=min(self.reward_min, other.reward_min),
             reward_max=max(self.reward_max, other.reward_max),
             max_weight=max(self.max_weight, other.max_weight),
+            checked=self.checked and other.checked,
         )
 
     # ------------------------------------------------------------------ results
@@ -329,7 +335,7 @@ class SupportStats:
 
     def propensity_check(self) -> str | None:
         """One-line warning when the logged propensities contradict the log, else ``None``."""
-        if self.n < 2:
+        if self.n < 2 or not self.checked:
             return None
         k = self.action_counts.shape[0]
         mean = self.inv_p_sums / self.n

@@ -57,6 +57,7 @@ class LoggedData:
         :func:`resolve_reward_range`)
     support_floor : logging probability below which an action counts as unsupported, or
         ``None`` for :func:`bandits.ope.support.default_floor`
+    check_propensities : run the per-action propensity check (off for estimated propensities)
     """
 
     reward: NDArray[np.float64]
@@ -67,6 +68,7 @@ class LoggedData:
     logging_probs: NDArray[np.float64] | None
     reward_range: tuple[float, float] | None = None
     support_floor: float | None = None
+    check_propensities: bool = True
 
     @property
     def n(self) -> int:
@@ -185,6 +187,7 @@ class LoggedData:
             logging_probs=self.logging_probs,
             floor=self.floor,
             success_base=base,
+            check_propensities=self.check_propensities,
         )
 
 
@@ -340,6 +343,7 @@ def validate_logged_data(
     estimator: str = "estimator",
     reward_range: tuple[float, float] | None = None,
     support_floor: float | None = None,
+    check_propensities: bool = True,
 ) -> LoggedData:
     """Check shapes and values of logged data; return it as a :class:`LoggedData`.
 
@@ -431,4 +435,5 @@ def validate_logged_data(
         logging_probs=lp,
         reward_range=declared,
         support_floor=None if support_floor is None else float(support_floor),
+        check_propensities=bool(check_propensities),
     )
