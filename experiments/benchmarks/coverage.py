@@ -5,11 +5,13 @@ test) writes ``experiments/benchmarks/coverage_results.md``; ``python -m experim
 --only coverage`` runs the default configuration as one benchmark row.
 
 For each scenario of :mod:`bandits.simulate.scenarios` (default ``uniform``,
-``epsilon_greedy``, ``rare_clicks``) it draws ``--logs`` independent logs of ``--rows`` rows
-(seeds ``--first-seed`` onwards: 1000..1199 by default, seeds nobody tuned on) and, on each log,
-evaluates three fixed target policies with every estimator in :data:`bandits.ope.ESTIMATORS`
-(the reward model: :func:`bandits.offline.evaluate.fit_reward_model`, ``--model`` /
-``--folds``, fitted once per log). The targets:
+``epsilon_greedy``, ``rare_clicks``, and ``epsilon_greedy+estimated``: the same logs with
+their propensities dropped and estimated from the log) it draws ``--logs`` independent logs
+of ``--rows`` rows (seeds ``--first-seed`` onwards: 1000..1199 by default, seeds nobody
+tuned on) and, on each log, evaluates three fixed target policies with every estimator in
+:data:`bandits.ope.ESTIMATORS` (the reward model:
+:func:`bandits.offline.evaluate.fit_reward_model`, ``--model`` / ``--folds``, fitted once
+per log; by default the apps' own: ``auto``, 5 folds). The targets:
 
 * ``popular`` -- ``fixed`` on the variant the scenario's logger uses most,
 * ``rare`` -- ``fixed`` on a variant the logger seldom uses (the 1/8 quantile of the logging
@@ -51,7 +53,12 @@ import polars as pl
 from experiments.benchmarks.common import Row, git_commit, machine_info
 
 RESULTS = Path(__file__).with_name("coverage_results.md")
-DEFAULT_SCENARIOS: tuple[str, ...] = ("uniform", "epsilon_greedy", "rare_clicks")
+DEFAULT_SCENARIOS: tuple[str, ...] = (
+    "uniform",
+    "epsilon_greedy",
+    "rare_clicks",
+    "epsilon_greedy+estimated",
+)
 FIRST_SEED = 1000
 PILOT_SEED = 0
 PILOT_ROWS = 10_000
@@ -70,8 +77,8 @@ class CoverageConfig:
     n_rows: int = 10_000
     first_seed: int = FIRST_SEED
     estimators: tuple[str, ...] | None = None  # None: every registered estimator
-    model: str = "logistic"
-    folds: int = 2
+    model: str = "auto"
+    folds: int = 5
     jobs: int = 2
 
     @property
@@ -122,10 +129,21 @@ class Record:
 
 
 # --------------------------------------------------------------------------- targets
+ESTIMATED = "+estimated"
+"""Scenario suffix: drop the log's propensities and estimate them from the log itself
+(:func:`bandits.data.load.with_estimated_propensities`), as for a log without them."""
+
+
+def base_scenario(scenario: str) -> str:
+    """The simulated scenario behind a name, without the :data:`ESTIMATED` suffix."""
+    return scenario.removesuffix(ESTIMATED)
+
+
 def scenario_targets(scenario: str) -> list[Target]:
     """The three targets of ``scenario``, chosen on its pilot log (see the module doc)."""
     from bandits.simulate.scenarios import make_scenario
 
+    scenario = base_scenario(scenario)
     source = "epsilon_greedy" if scenario == "uniform" else scenario
     pilot = make_scenario(source, PILOT_ROWS, PILOT_SEED)
     share = pilot.logging_share
@@ -174,7 +192,12 @@ def evaluate_log(
     from bandits.ope import ESTIMATORS, estimate_many
     from bandits.simulate.scenarios import make_scenario
 
-    data = make_scenario(scenario, n_rows, seed).data
+    data = make_scenario(base_scenario(scenario), n_rows, seed).data
+    estimated = scenario.endswith(ESTIMATED)
+    if estimated:
+        from bandits.data.load import with_estimated_propensities
+
+        data = with_estimated_propensities(data, seed=seed)
     ctx = contexts_of(data)
     q_star = true_q(data)
     assert q_star is not None  # simulated logs carry the truth
@@ -193,6 +216,7 @@ def evaluate_log(
             target_probs=pi,
             reward_hat=q,
             logging_probs=data.logging_probs,
+            check_propensities=not estimated,
         )
         for name, est in zip(estimators, results, strict=True):
             diag = est.diagnostics
@@ -406,7 +430,7 @@ def report(
         "|---|---|---|---|",
     ]
     for s in config.scenarios:
-        pilot = make_scenario(s, PILOT_ROWS, PILOT_SEED)
+        pilot = make_scenario(base_scenario(s), PILOT_ROWS, PILOT_SEED)
         d = pilot.describe()
         shape = (
             f"{d['variants']} variants, click rate {d['click_rate']:.2%} (expected "
@@ -523,9 +547,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenarios", nargs="+", default=list(DEFAULT_SCENARIOS))
     parser.add_argument("--estimators", nargs="+", help="registry names (default: all)")
     parser.add_argument(
-        "--model", choices=("auto", "pooled_logistic", "ridge", "logistic"), default="logistic"
+        "--model", choices=("auto", "pooled_logistic", "ridge", "logistic"), default="auto"
     )
-    parser.add_argument("--folds", type=int, default=2, help="cross-fitting folds (0: none)")
+    parser.add_argument("--folds", type=int, default=5, help="cross-fitting folds (0: none)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--quick", action="store_true", help="6 logs of 2,000 rows")
     parser.add_argument("--out", help=f"write the report here (default for full runs: {RESULTS})")
