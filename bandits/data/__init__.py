@@ -4,11 +4,14 @@ The contract
 ------------
 One row per decision.
 
-Required columns
+Required columns (``propensity``: see below)
     ``action``      integer index into the catalog (``0..K-1``), or a variant id string
                     found in the catalog's ``variant_id``;
     ``reward``      float (booleans are read as 0/1; another column via ``reward_column=``);
-    ``propensity``  probability the logging policy gave the chosen action, in (0, 1].
+    ``propensity``  probability the logging policy gave the chosen action, in (0, 1];
+                    strongly wanted but optional: without it (and without ``action_probs``)
+                    ``load_log(propensity="auto")`` estimates the logging policy from the log
+                    (``propensity_source="estimated"``; see :mod:`bandits.ope.propensity`).
 
 Optional columns
     ``timestamp``, ``user_id`` / ``user_key``, ``position`` (and the simulator's ``round``,
