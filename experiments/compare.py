@@ -50,9 +50,15 @@ METHOD_NOTES = [
 ]
 
 
-def config_hash(cfg: DictConfig) -> str:
-    """Hash of the resolved configuration minus settings that don't change results."""
+def config_hash(cfg: DictConfig, data_fingerprint: str | None = None) -> str:
+    """Hash of the resolved configuration minus settings that don't change results; with
+    ``source=logs`` also of the data (``data_fingerprint``, computed from the files when
+    None), so a rewritten log is a new configuration."""
     data = {k: v for k, v in common.resolved_config(cfg).items() if k not in NON_RESULT_KEYS}
+    if cfg.source == "logs":
+        from experiments.evaluate import data_fingerprint as fingerprint_of
+
+        data["data_fingerprint"] = data_fingerprint or fingerprint_of(cfg)
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -99,13 +105,14 @@ def validate(cfg: DictConfig):
         policies = _ladder(cfg)  # fresh, unbound
         return policies, audience
     from bandits.data import load_log
-    from experiments.evaluate import _path
+    from experiments.evaluate import _path, print_reordered
 
     if cfg.logs is None:
         raise ConfigError("source=logs needs logs=PATH (a decision log file or directory)")
     data = load_log(
         _path(cfg.logs, "logs"), catalog=_path(cfg.catalog, "catalog"), seed=int(cfg.seed)
     )
+    print_reordered(data)
     return policies, data
 
 
@@ -131,7 +138,12 @@ def compare_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, Any]:
 
     if parent_run_id is None:
         common.tracking_uri(cfg)
-    digest = config_hash(cfg)
+    fingerprint = None
+    if cfg.source == "logs":
+        from experiments.evaluate import data_fingerprint
+
+        fingerprint = data_fingerprint(cfg)
+    digest = config_hash(cfg, fingerprint)
     if cfg.resume:
         done = _finished_run(cfg, digest)
         if done:
@@ -153,6 +165,7 @@ def compare_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, Any]:
             "baseline": str(cfg.baseline),
             "seed": str(cfg.seed),
             "config_hash": digest,
+            **({"data_fingerprint": fingerprint} if fingerprint else {}),
         },
     ) as run_id:
         tracking.log_params(common.resolved_config(cfg))
@@ -239,6 +252,8 @@ def _offline_ladder(cfg, policies, data, tracking):
         level=1 - float(cfg.alpha),
     )
     terms, groups, test = ladder.terms, ladder.groups, ladder.test
+    if test.cutoff is not None:
+        tracking.log_params({"split.cutoff": test.cutoff})
     support: dict[str, float] = {}
     tags = {"support_source": ladder.support_source, **logger_tags(data)}
     print(f"  logger: {tags['logger']}", file=sys.stderr)

@@ -37,6 +37,23 @@ def _path(value: Any, setting: str) -> str | None:
     return path
 
 
+def data_fingerprint(cfg: DictConfig) -> str:
+    """:func:`bandits.data.io.fingerprint` of the files ``cfg.logs`` (and ``cfg.catalog``)
+    are read from: changes whenever a file is rewritten."""
+    from bandits.data.io import fingerprint
+
+    logs = _path(cfg.logs, "logs")
+    if logs is None:
+        raise ConfigError("logs is required: logs=PATH (a decision log file or directory)")
+    return fingerprint(logs, _path(cfg.catalog, "catalog"))
+
+
+def print_reordered(data: Any) -> None:
+    """One console line when the log's rows were sorted by time at load."""
+    if getattr(data, "reordered", False):
+        print(f"log rows were out of time order; ordered by '{data.time_column}'", file=sys.stderr)
+
+
 def validate(cfg: DictConfig):
     """Check the config and load the log before any run is started."""
     from omegaconf import OmegaConf
@@ -70,6 +87,7 @@ def validate(cfg: DictConfig):
         batches = iter_log_batches(logs, catalog, batch_rows=int(cfg.stream.batch_rows))
         return batches, policy, mode, estimators
     data = load_log(logs, catalog=catalog, seed=int(cfg.seed))
+    print_reordered(data)
     return data, policy, mode, estimators
 
 
@@ -117,7 +135,13 @@ def evaluate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
         str(cfg.tracking.experiment),
         run_name=common.job_name(cfg),
         parent_run_id=parent_run_id,
-        tags={"run_kind": "evaluate", "policy": policy.name, "mode": mode, "seed": str(cfg.seed)},
+        tags={
+            "run_kind": "evaluate",
+            "policy": policy.name,
+            "mode": mode,
+            "seed": str(cfg.seed),
+            "data_fingerprint": data_fingerprint(cfg),
+        },
     ) as run_id:
         tracking.log_params(common.resolved_config(cfg))
         tracking.log_params(
@@ -129,6 +153,8 @@ def evaluate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
                 "n_actions": data.n_actions,
             }
         )
+        if eval_data.cutoff is not None:
+            tracking.log_params({"split.cutoff": eval_data.cutoff})
         tracking.log_text(common.config_yaml(cfg), "config.yaml")
         tracking.log_input(
             data.frame.head(0) if data.n > 5_000_000 else data.frame,
@@ -183,6 +209,7 @@ def _evaluate_streaming(cfg, batches, policy, estimators, parent_run_id):
             "policy": policy.name,
             "mode": "fixed-stream",
             "seed": str(cfg.seed),
+            "data_fingerprint": data_fingerprint(cfg),
         },
     ) as run_id:
         tracking.log_params(common.resolved_config(cfg))

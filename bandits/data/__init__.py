@@ -5,8 +5,11 @@ The contract
 One row per decision.
 
 Required columns (``propensity``: see below)
-    ``action``      integer index into the catalog (``0..K-1``), or a variant id string
-                    found in the catalog's ``variant_id``;
+    ``action``      with a catalog, a variant id found in its ``variant_id``, whatever the
+                    file type or how the ids look: integer ``49`` (parquet) or ``"49"``
+                    (CSV, read as text) is the row whose id is ``"49"``, not row 49
+                    (``load_log(action_index="position")`` reads integers as row
+                    positions); without a catalog, an integer index ``0..K-1``;
     ``reward``      float (booleans are read as 0/1; another column via ``reward_column=``);
     ``propensity``  probability the logging policy gave the chosen action, in (0, 1];
                     strongly wanted but optional: without it (and without ``action_probs``)
@@ -16,6 +19,10 @@ Required columns (``propensity``: see below)
 Optional columns
     ``timestamp``, ``user_id`` / ``user_key``, ``position`` (and the simulator's ``round``,
     ``day``): bookkeeping, not context;
+    the time column (``timestamp``, or ``load_log(time_column=...)``; datetimes, dates,
+    numbers, or CSV text parsed as datetimes; no nulls): the log is sorted by it (stably;
+    ``LoggedData.reordered`` says whether rows moved) and
+    :func:`bandits.offline.split_log` cuts by it (``cutoff`` on the evaluation part);
     ``action_probs``: fixed-size array (or list, or CSV text ``[p0,...]``) of ``K`` floats,
     the logger's whole distribution in catalog order; rows sum to 1 and
     ``action_probs[action] == propensity`` (tolerance ``1e-6``);
@@ -28,10 +35,10 @@ Ground truth
     never treated as context.
 
 Catalog
-    A parquet/CSV file or polars frame with unique ``variant_id`` plus variant features, one
-    row per action in action-index order. Without a catalog, integer actions define it as
-    ``0..max(action)`` (ids ``"0".."K-1"``) and the result records ``catalog_inferred=True``;
-    string actions need a catalog.
+    A parquet/CSV file or polars frame with unique ``variant_id`` (read as text from CSV)
+    plus variant features, one row per action in action-index order (any order of ids).
+    Without a catalog, integer actions define it as ``0..max(action)`` (ids ``"0".."K-1"``)
+    and the result records ``catalog_inferred=True``; string actions need a catalog.
 
 Features
     A :class:`~bandits.features.FeatureSchema` from ``features=``, else from
@@ -64,6 +71,9 @@ Example::
     for batch in iter_log_batches("big_log/", batch_rows=1_000_000):  # parquet parts
         ...           # batch.row_offset, batch.action, ...
 
+Whether a log's files changed: :func:`fingerprint` (sizes, modification times and parquet
+footer statistics, hashed; no data read).
+
 Modules: :mod:`~bandits.data.contract` (column roles, :class:`LoggedData`),
 :mod:`~bandits.data.io` (finding, reading, atomic writing), :mod:`~bandits.data.validate`
 (frame checks), :mod:`~bandits.data.context` (context columns and features),
@@ -76,6 +86,7 @@ from bandits.data.contract import (
     ACTION_PROBS,
     PROPENSITY,
     REWARD,
+    TIME,
     VARIANT_ID,
     LoggedData,
     detect_context_columns,
@@ -84,19 +95,22 @@ from bandits.data.contract import (
 from bandits.data.io import (
     LogSource,
     ParquetAppender,
+    fingerprint,
     resolve_source,
     write_log,
     write_log_dir,
 )
-from bandits.data.load import load_log
+from bandits.data.load import load_log, order_by_time
 from bandits.data.stream import iter_log_batches
-from bandits.data.validate import LogArrays, check_catalog, validate_log
+from bandits.data.validate import ACTION_INDEX_MODES, LogArrays, check_catalog, validate_log
 
 __all__ = [
     "ACTION",
+    "ACTION_INDEX_MODES",
     "ACTION_PROBS",
     "PROPENSITY",
     "REWARD",
+    "TIME",
     "VARIANT_ID",
     "LogArrays",
     "LogSource",
@@ -104,9 +118,11 @@ __all__ = [
     "ParquetAppender",
     "check_catalog",
     "detect_context_columns",
+    "fingerprint",
     "is_ground_truth",
     "iter_log_batches",
     "load_log",
+    "order_by_time",
     "resolve_source",
     "validate_log",
     "write_log",

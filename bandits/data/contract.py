@@ -5,6 +5,7 @@ See the package docstring (:mod:`bandits.data`) for the contract in prose.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,6 +25,8 @@ REWARD = "reward"
 PROPENSITY = "propensity"
 ACTION_PROBS = "action_probs"
 VARIANT_ID = "variant_id"
+#: The default time column: with it, a log is ordered by time and split by time.
+TIME = "timestamp"
 
 #: Where ``LoggedData.propensity`` came from: the log's column, or a model of the logger.
 PROPENSITY_SOURCES: tuple[str, ...] = ("logged", "estimated")
@@ -115,6 +118,14 @@ class LoggedData:
             cross-fitted) and ``propensity[i] = logging_probs[i, action[i]]``. Estimators'
             intervals then treat the estimate as known.
         propensity_model: when estimated, one line describing the fitted model; else ``""``.
+        time_column: the column of ``frame`` the log is ordered by (``timestamp`` by
+            default; datetimes, dates or numbers), or None when the log has none (then row
+            order is the only order, e.g. for :func:`bandits.offline.split_log`).
+        reordered: True when the file's rows were out of time order and ``frame`` and the
+            arrays were sorted by ``time_column`` (stable: ties keep file order).
+        cutoff: for the evaluation part of a time split
+            (:func:`bandits.offline.split_log`), the time of its first row: training rows
+            are at or before it, evaluation rows at or after it; else None.
 
     Arrays come from polars without copying where possible and may be read-only.
     """
@@ -134,6 +145,9 @@ class LoggedData:
     row_offset: int = 0
     propensity_source: str = "logged"
     propensity_model: str = ""
+    time_column: str | None = None
+    reordered: bool = False
+    cutoff: dt.datetime | dt.date | float | int | None = None
 
     def __post_init__(self) -> None:
         if self.propensity_source not in PROPENSITY_SOURCES:

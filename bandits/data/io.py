@@ -8,9 +8,10 @@ pyarrow or OS traceback reaches the user.
 from __future__ import annotations
 
 import glob as globlib
+import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,13 +146,21 @@ def resolve_source(path: PathLike) -> LogSource:
     return LogSource(label, (p,), fmt)
 
 
-def scan(source: LogSource) -> pl.LazyFrame:
-    """A lazy scan of every file of ``source`` (parts concatenated in order)."""
+def scan(source: LogSource, *, text_columns: Sequence[str] = ()) -> pl.LazyFrame:
+    """A lazy scan of every file of ``source`` (parts concatenated in order).
+
+    ``text_columns`` of a CSV are read as text, not inferred (ids such as ``"049"`` stay
+    ids; absent names are ignored); parquet keeps the file's types."""
     files = [str(f) for f in source.files]
     with reading("log", source.label):
         if source.format == "parquet":
             return pl.scan_parquet(files)
-        return pl.scan_csv(files, try_parse_dates=True, infer_schema_length=CSV_INFER_ROWS)
+        return pl.scan_csv(
+            files,
+            try_parse_dates=True,
+            infer_schema_length=CSV_INFER_ROWS,
+            schema_overrides=dict.fromkeys(text_columns, pl.String),
+        )
 
 
 def collect_schema(lf: pl.LazyFrame, label: str) -> pl.Schema:
@@ -170,14 +179,87 @@ def collect(
         return lf.collect(engine="streaming" if streaming else "auto")
 
 
-def read_table(path: PathLike, what: str) -> pl.DataFrame:
-    """Read one parquet or CSV file whole (catalogs and small tables)."""
+def read_table(path: PathLike, what: str, *, text_columns: Sequence[str] = ()) -> pl.DataFrame:
+    """Read one parquet or CSV file whole (catalogs and small tables); ``text_columns`` of a
+    CSV are read as text (as in :func:`scan`)."""
     p = Path(os.fspath(path))
     fmt = file_format(p, what)
     with reading(what, p):
         if fmt == "parquet":
             return pl.read_parquet(p)
-        return pl.read_csv(p, try_parse_dates=True, infer_schema_length=CSV_INFER_ROWS)
+        return pl.read_csv(
+            p,
+            try_parse_dates=True,
+            infer_schema_length=CSV_INFER_ROWS,
+            schema_overrides=dict.fromkeys(text_columns, pl.String),
+        )
+
+
+def _file_fingerprint(path: Path) -> dict[str, Any]:
+    """What :func:`fingerprint` records of one file: name, size, modification time (ns)
+    and, for parquet, the footer's row count and per-row-group statistics."""
+    with reading("file", path):
+        st = path.stat()
+        entry: dict[str, Any] = {
+            "name": path.name,
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+        }
+        if SUFFIXES.get(path.suffix.lower()) == "parquet":
+            import pyarrow.parquet as pq
+
+            meta = pq.read_metadata(path)  # the footer only
+            groups = []
+            for g in range(meta.num_row_groups):
+                rg = meta.row_group(g)
+                columns = []
+                for c in range(rg.num_columns):
+                    col = rg.column(c)
+                    stats = col.statistics
+                    columns.append(
+                        [
+                            col.path_in_schema,
+                            col.total_compressed_size,
+                            None
+                            if stats is None
+                            else [
+                                stats.num_values,
+                                stats.null_count if stats.has_null_count else None,
+                                stats.min if stats.has_min_max else None,
+                                stats.max if stats.has_min_max else None,
+                            ],
+                        ]
+                    )
+                groups.append([rg.num_rows, rg.total_byte_size, columns])
+            entry["rows"] = meta.num_rows
+            entry["row_groups"] = groups
+    return entry
+
+
+def fingerprint(source: PathLike | LogSource, catalog: PathLike | None = None) -> str:
+    """A short hash of the data a log is read from, to tell whether it changed.
+
+    Covers every file of ``source`` (a file, a directory's parts or the simulate app's layout
+    with its ``catalog.*`` and ``metadata.json``, or a glob; see :func:`resolve_source`) and
+    the ``catalog`` file if given: for each, its name, size and modification time (ns) and,
+    for parquet, the row count and every row group's size and column statistics (null
+    count, min, max) from the footer. Only file metadata is read, never the data pages, so
+    it is cheap on any log size; rewriting a file (even with equal content) changes it.
+
+    Returns:
+        16 hex digits (SHA-256 of the entries, in source order).
+
+    Raises:
+        DataError: a file cannot be found or its footer read.
+    """
+    src = source if isinstance(source, LogSource) else resolve_source(source)
+    files: list[Path] = [*src.files]
+    for extra in (src.catalog, src.metadata, catalog):
+        if extra is not None and Path(os.fspath(extra)) not in files:
+            files.append(Path(os.fspath(extra)))
+    entries = [_file_fingerprint(f) for f in files]
+    text = json.dumps(entries, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def read_metadata(path: PathLike) -> dict[str, Any]:

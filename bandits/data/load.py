@@ -24,6 +24,8 @@ from bandits.data.contract import (
     DEFAULT_COSTS,
     PROPENSITY,
     REWARD,
+    TIME,
+    VARIANT_ID,
     LoggedData,
 )
 from bandits.data.io import (
@@ -35,7 +37,15 @@ from bandits.data.io import (
     resolve_source,
     scan,
 )
-from bandits.data.validate import LogArrays, check_catalog, check_columns, validate_log
+from bandits.data.validate import (
+    LogArrays,
+    check_action_index,
+    check_catalog,
+    check_columns,
+    time_order,
+    time_values,
+    validate_log,
+)
 from bandits.errors import ConfigError, DataError
 from bandits.features import FeatureSchema
 
@@ -66,6 +76,7 @@ class LogPlan:
     reward_column: str
     cost_columns: tuple[str, ...]
     estimate_propensity: bool = False  # ignore propensity / action_probs and estimate
+    time_column: str | None = None  # present in the log: order and split by it
 
 
 def read_catalog(
@@ -84,7 +95,8 @@ def read_catalog(
             f"catalog must be a polars DataFrame or a parquet/CSV path, got "
             f"{type(catalog).__name__}"
         )
-    return check_catalog(read_table(catalog, "catalog"), f"catalog '{os.fspath(catalog)}'")
+    table = read_table(catalog, "catalog", text_columns=(VARIANT_ID,))  # ids stay ids
+    return check_catalog(table, f"catalog '{os.fspath(catalog)}'")
 
 
 def plan_log(
@@ -101,13 +113,23 @@ def plan_log(
     columns: Sequence[str] | None,
     propensity: str = "require",
     propensity_hint: str = "",
+    time_column: str | None = None,
 ) -> LogPlan:
     """Decide columns, context and features from the schema; fail fast on missing columns.
 
     ``propensity`` is :func:`load_log`'s mode; ``propensity_hint`` ends the message when
-    the ``propensity`` column is missing but required.
+    the ``propensity`` column is missing but required. ``time_column`` (if in the log) is
+    always read and never detected as context; a name other than the default ``timestamp``
+    that the log lacks is an error.
     """
     names = list(schema.names())
+    if time_column is not None and time_column not in schema:
+        if time_column != TIME:
+            raise DataError(
+                f"time column '{time_column}' is not in log '{label}' "
+                f"(present: {', '.join(names)}); pass time_column=None for row order"
+            )
+        time_column = None
     estimate = _estimates(propensity, names)
     if propensity == "require" and not propensity_hint:
         propensity_hint = "pass propensity='auto' to estimate it from the log's context"
@@ -153,14 +175,17 @@ def plan_log(
     view = schema
     if columns is not None:
         logging = () if estimate else (PROPENSITY,)
+        timing = () if time_column is None else (time_column,)
         read = tuple(
             c
             for c in names  # file order
-            if c in {*columns, ACTION, reward_column, *logging, *needed}
+            if c in {*columns, ACTION, reward_column, *logging, *timing, *needed}
         )
         view = pl.Schema({c: schema[c] for c in read})
     costs = tuple(cost_columns)
     context = choose_context(view, context_columns, reward_column=reward_column, cost_columns=costs)
+    if context_columns is None and time_column is not None:  # the time is bookkeeping
+        context = tuple(c for c in context if c != time_column)
     return LogPlan(
         label=label,
         schema=view,
@@ -172,6 +197,7 @@ def plan_log(
         reward_column=reward_column,
         cost_columns=tuple(c for c in costs if c in view),
         estimate_propensity=estimate,
+        time_column=time_column,
     )
 
 
@@ -258,6 +284,52 @@ def assemble(
         catalog_inferred=arrays.catalog_inferred,
         cost_columns=plan.cost_columns,
         row_offset=row_offset,
+        time_column=plan.time_column,
+    )
+
+
+def _reorder(arrays: LogArrays, order: np.ndarray) -> LogArrays:
+    """``arrays`` with their rows (frame and arrays alike) taken in ``order``."""
+    return dataclasses.replace(
+        arrays,
+        frame=arrays.frame[pl.Series(order)],
+        action=arrays.action[order],
+        reward=arrays.reward[order],
+        propensity=None if arrays.propensity is None else arrays.propensity[order],
+        logging_probs=None if arrays.logging_probs is None else arrays.logging_probs[order],
+    )
+
+
+def order_by_time(data: LoggedData, time_column: str | None = None) -> LoggedData:
+    """``data`` in time order (stable: ties keep their order), by ``time_column`` (default
+    ``data.time_column``); unchanged if already in order or it has no time column.
+
+    Returns ``data`` with ``time_column`` set and, when rows moved, ``reordered=True`` and
+    ``frame``, ``action``, ``reward``, ``propensity`` and ``logging_probs`` permuted alike.
+
+    Raises:
+        DataError: the column is missing, or has null or unparseable times (one line
+            naming the column and the first rows).
+    """
+    column = time_column or data.time_column
+    if column is None:
+        return data
+    if column not in data.frame.columns:
+        raise DataError(
+            f"time column '{column}' is not in the log (present: {', '.join(data.frame.columns)})"
+        )
+    order = time_order(time_values(data.frame[column], data.row_offset))
+    if order is None:
+        return data if data.time_column == column else dataclasses.replace(data, time_column=column)
+    return dataclasses.replace(
+        data,
+        frame=data.frame[pl.Series(order)],
+        action=data.action[order],
+        reward=data.reward[order],
+        propensity=data.propensity[order],
+        logging_probs=None if data.logging_probs is None else data.logging_probs[order],
+        time_column=column,
+        reordered=True,
     )
 
 
@@ -273,6 +345,8 @@ def load_log(
     columns: Sequence[str] | None = None,
     propensity: str = "auto",
     seed: int = 0,
+    action_index: str = "id",
+    time_column: str | None = TIME,
 ) -> LoggedData:
     """Read, validate and index a whole decision log.
 
@@ -282,7 +356,8 @@ def load_log(
             ``metadata.json``, or a directory of parts), or a polars DataFrame.
         catalog: the action catalog (frame or parquet/CSV path) with ``variant_id``;
             defaults to the directory's ``catalog.*``; without one, integer actions
-            define the catalog ``0..max(action)`` (``catalog_inferred=True``).
+            define the catalog ``0..max(action)`` (``catalog_inferred=True``). With one,
+            actions map to catalog rows by ``variant_id`` (see ``action_index``).
         context_columns: the context; default: every featurisable column that is not
             required, bookkeeping, cost or ground truth (see :mod:`bandits.data.contract`).
         reward_column: the column read as ``reward``.
@@ -302,26 +377,43 @@ def load_log(
             ``propensity`` its entry at the logged action. A ``propensity`` column with
             nulls is an error (no part of a column is estimated).
         seed: seeds the estimation's fold split (only used when estimating).
+        action_index: with a catalog, ``"id"`` (default): every action is a variant id,
+            whatever the file type or how the ids look (integer ``49`` in parquet, or
+            ``"49"`` in a CSV, read as text, is the row whose ``variant_id`` is ``"49"``,
+            wherever it is in the catalog); ``"position"``: integer actions are catalog
+            row positions ``0..K-1`` (strings are still ids). Without a catalog, integer
+            actions are positions and the ids ``"0".."K-1"``.
+        time_column: the column the log is ordered by (datetimes, dates, numbers, or CSV
+            text parsed as datetimes); default ``timestamp``, ignored if the log has none
+            (any other name must exist); None keeps row order. Rows out of time order are
+            sorted (stably) and the result says so (``reordered=True``); ``time_column``
+            records the column and :func:`bandits.offline.split_log` then cuts by time.
 
     Returns:
         LoggedData with ``action``, ``reward``, ``propensity`` of shape ``(n,)`` and
         ``logging_probs`` ``(n, K)`` when the log has ``action_probs`` or it was estimated.
 
     Raises:
-        DataError: one line naming the file or column and the first offending rows.
+        DataError: one line naming the file or column and the first offending rows
+            (null or unparseable times included; row numbers are the file's).
     """
+    check_action_index(action_index)
     source: LogSource | None = None
     if isinstance(path, pl.DataFrame):
         label, lf = "<frame>", path.lazy()
         schema = path.schema
+        checked_catalog = read_catalog(catalog, None)
     else:
         source = resolve_source(path)
-        label, lf = source.label, scan(source)
+        checked_catalog = read_catalog(catalog, source.catalog)
+        by_id = checked_catalog is not None and action_index == "id"
+        label = source.label
+        lf = scan(source, text_columns=(ACTION,) if by_id else ())  # CSV ids stay text
         schema = collect_schema(lf, label)
     plan = plan_log(
         label,
         schema,
-        catalog=read_catalog(catalog, source.catalog if source else None),
+        catalog=checked_catalog,
         metadata=source.metadata if source else None,
         context_columns=context_columns,
         reward_column=reward_column,
@@ -330,6 +422,7 @@ def load_log(
         required_context=required_context,
         columns=columns,
         propensity=propensity,
+        time_column=time_column,
     )
     if isinstance(path, pl.DataFrame):
         frame = path if plan.read_columns is None else path.select(plan.read_columns)
@@ -345,10 +438,16 @@ def load_log(
         required_context=plan.required_context,
         reward_column=reward_column,
         propensity="ignore" if plan.estimate_propensity else "require",
+        action_index=action_index,
     )
+    reordered = False
+    if plan.time_column is not None:
+        order = time_order(time_values(arrays.frame[plan.time_column]))
+        if order is not None:
+            arrays, reordered = _reorder(arrays, order), True
     schema_f = plan.features or infer_features(arrays.frame, plan.context_columns)
     if not plan.estimate_propensity:
-        return assemble(plan, arrays, schema_f)
+        return dataclasses.replace(assemble(plan, arrays, schema_f), reordered=reordered)
     fit = estimate_logging_policy_of(
         arrays.frame,
         arrays.action,
@@ -366,4 +465,5 @@ def load_log(
         assemble(plan, arrays, schema_f),
         propensity_source="estimated",
         propensity_model=fit.describe(),
+        reordered=reordered,
     )

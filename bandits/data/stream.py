@@ -19,7 +19,7 @@ from bandits.data.context import infer_features_lazy
 from bandits.data.contract import ACTION, DEFAULT_COSTS, REWARD, LoggedData
 from bandits.data.io import PathLike, collect, collect_schema, resolve_source, scan
 from bandits.data.load import CatalogLike, FeaturesLike, assemble, plan_log, read_catalog
-from bandits.data.validate import catalog_of_size, validate_log
+from bandits.data.validate import catalog_of_size, check_action_index, validate_log
 from bandits.errors import ConfigError, DataError
 
 
@@ -55,6 +55,7 @@ def iter_log_batches(
     cost_columns: Iterable[str] = DEFAULT_COSTS,
     features: FeaturesLike | None = None,
     required_context: Sequence[str] = (),
+    action_index: str = "id",
 ) -> Iterator[LoggedData]:
     """Stream a parquet log (a file, a directory of parts or the simulate app's layout, or a
     glob) as validated :class:`LoggedData` batches of ``batch_rows`` rows, in log order.
@@ -62,8 +63,10 @@ def iter_log_batches(
     Each batch has ``action``, ``reward``, ``propensity`` of shape ``(b,)`` and
     ``logging_probs`` ``(b, K)`` (when logged), the same ``catalog`` and ``features`` as every
     other batch, and ``row_offset``: the global index of its first row, also used in error
-    messages. Arguments are as for :func:`~bandits.data.load_log`; ``columns`` limits what is
-    read (the required and needed context columns are always read).
+    messages. Arguments are as for :func:`~bandits.data.load_log` (with a catalog, actions
+    map to it by ``variant_id`` unless ``action_index="position"``); ``columns`` limits what
+    is read (the required and needed context columns are always read). Batches come in
+    file order: streaming does not sort by time (``time_column`` is None).
 
     The source, schema, catalog and features are checked when this is called; a bad row
     raises DataError when its batch is reached (earlier batches were already yielded).
@@ -72,6 +75,7 @@ def iter_log_batches(
     """
     if int(batch_rows) < 1:
         raise ConfigError(f"batch_rows must be >= 1, got {batch_rows}")
+    check_action_index(action_index)
     source = resolve_source(path)
     if source.format != "parquet":
         raise DataError(
@@ -99,10 +103,11 @@ def iter_log_batches(
     total = int(collect(lf.select(pl.len()), source.label).item())  # from the footers
     if total == 0:
         raise DataError(f"log '{source.label}' is empty (0 rows)")
-    shared_catalog, inferred = plan.catalog, False
+    shared_catalog, inferred, index_by = plan.catalog, False, action_index
     if shared_catalog is None:
         shared_catalog = _inferred_catalog(lf, plan.schema, source.label)
         inferred = shared_catalog is not None
+        index_by = "position"  # the inferred catalog's rows are the integer actions
     schema_f = plan.features or infer_features_lazy(
         lf, plan.schema, plan.context_columns, source.label
     )
@@ -118,6 +123,7 @@ def iter_log_batches(
                 required_context=plan.required_context,
                 reward_column=reward_column,
                 row_offset=offset,
+                action_index=index_by,
             )
             data = assemble(plan, arrays, schema_f, row_offset=offset)
             if inferred:

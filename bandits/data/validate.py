@@ -26,6 +26,10 @@ from bandits.ope.validation import PROB_SUM_TOL
 
 _SHOWN = 3  # example values quoted in a message
 
+#: ``action_index=``: integer actions with a catalog are variant ids (``"id"``, the default)
+#: or catalog row positions (``"position"``). Without a catalog they are always positions.
+ACTION_INDEX_MODES: tuple[str, ...] = ("id", "position")
+
 # one JSON-style list of numbers, e.g. "[0.1, 0.9]" (CSV logs store action_probs as text)
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _JSON_LIST = rf"^\s*\[\s*(?:{_NUMBER}\s*(?:,\s*{_NUMBER}\s*)*)?\]\s*$"
@@ -191,10 +195,68 @@ def _float_column(s: pl.Series, offset: int, *, allow_bool: bool = False) -> NDA
     return x
 
 
+def check_action_index(mode: str) -> str:
+    """``mode`` if it is one of :data:`ACTION_INDEX_MODES` (ConfigError otherwise)."""
+    if mode not in ACTION_INDEX_MODES:
+        raise ConfigError(
+            f"action_index must be one of {', '.join(repr(m) for m in ACTION_INDEX_MODES)}, "
+            f"got {mode!r}"
+        )
+    return mode
+
+
+def _unknown_ids(s: pl.Series, bad: NDArray[np.bool_], k: int, offset: int) -> DataError:
+    """Actions whose id is not a catalog ``variant_id``; when they are integers (or text
+    that looks like integers) the message says how to read them as row positions."""
+    err = _fail(
+        ACTION,
+        f"variant ids not in the catalog ({k} variants)",
+        bad,
+        offset,
+        _examples(s, bad, unique=True),
+    )
+    shown = s.filter(pl.Series(bad))
+    numeric = shown.dtype.is_integer() or (
+        shown.dtype == pl.String and bool(shown.str.contains(r"^\s*[+-]?\d+\s*$").all())
+    )
+    if not numeric:
+        return err
+    return DataError(
+        f"{err}; integer-looking actions are read as catalog '{VARIANT_ID}'s: pass "
+        "action_index='position' if they are row positions of the catalog"
+    )
+
+
+def _integer_ids(a: pl.Series, catalog: pl.DataFrame, offset: int) -> NDArray[np.int64] | None:
+    """Integer actions mapped *by id*: action ``49`` is the catalog row whose ``variant_id``
+    is ``"49"`` (ids such as ``"049"`` or ``"a"`` match no integer). None when the catalog's
+    ids are ``"0".."K-1"`` in order, where ids and positions coincide."""
+    ids = catalog[VARIANT_ID]
+    as_int = ids.cast(pl.Int64, strict=False)
+    canonical = (as_int.cast(pl.String) == ids).fill_null(False)
+    positions = pl.int_range(ids.len(), eager=True, dtype=pl.Int64)
+    if bool(canonical.all()) and bool((as_int == positions).all()):
+        return None
+    codes = a.replace_strict(
+        as_int.filter(canonical),
+        positions.filter(canonical),
+        default=None,
+        return_dtype=pl.Int64,
+    )
+    if codes.null_count():
+        raise _unknown_ids(a, codes.is_null().to_numpy(), ids.len(), offset)
+    return codes.to_numpy()
+
+
 def _action_index(
-    s: pl.Series, catalog: pl.DataFrame | None, offset: int
+    s: pl.Series, catalog: pl.DataFrame | None, offset: int, by: str = "id"
 ) -> tuple[NDArray[np.int64], pl.DataFrame, bool]:
-    """Map ``action`` to indices ``(n,)`` into the catalog (inferred if None)."""
+    """Map ``action`` to indices ``(n,)`` into the catalog (inferred if None).
+
+    With a catalog, every action is a variant id (``by="id"``: integers too, as their decimal
+    text) unless ``by="position"``, where integer actions are catalog row positions (strings
+    are still ids). Without a catalog, integer actions are positions of ``0..max(action)``.
+    """
     dtype = s.dtype
     categorical = dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)
     if not (dtype.is_integer() or dtype.is_float() or categorical):
@@ -215,13 +277,7 @@ def _action_index(
         codes = text.cast(pl.Enum(levels), strict=False)
         if codes.null_count():
             bad = codes.is_null().to_numpy()
-            raise _fail(
-                ACTION,
-                f"variant ids not in the catalog ({len(levels)} variants)",
-                bad,
-                offset,
-                _examples(text, bad, unique=True),
-            )
+            raise _unknown_ids(text, bad, len(levels), offset)
         return codes.to_physical().cast(pl.Int64).to_numpy(), catalog, False
     if dtype.is_float():
         x = s.to_numpy()
@@ -229,6 +285,10 @@ def _action_index(
         if not integral.all():
             raise _fail(ACTION, "non-integer action indices", ~integral, offset, x[~integral][:3])
         s = s.cast(pl.Int64)
+    if catalog is not None and by == "id":
+        by_id = _integer_ids(s.cast(pl.Int64), catalog, offset)
+        if by_id is not None:
+            return by_id, catalog, False
     a = s.to_numpy() if s.dtype == pl.Int64 else s.cast(pl.Int64).to_numpy()
     inferred = catalog is None
     if catalog is None:
@@ -339,6 +399,7 @@ def validate_log(
     reward_column: str = REWARD,
     row_offset: int = 0,
     propensity: str = "require",
+    action_index: str = "id",
 ) -> LogArrays:
     """Validate a decision log of ``n`` rows against a catalog of ``K`` variants.
 
@@ -361,6 +422,10 @@ def validate_log(
             ``"ignore"``: ``propensity`` and ``action_probs`` are neither required nor read
             (``LogArrays.propensity`` and ``logging_probs`` are None; the caller estimates
             them, see :func:`~bandits.data.load_log`).
+        action_index: with a catalog, ``"id"`` (default) maps every action to the catalog
+            row with that ``variant_id`` (integer actions by their decimal text, so ``49``
+            is id ``"49"``, not row 49); ``"position"`` reads integer actions as catalog
+            row positions. Without a catalog, integer actions are positions ``0..K-1``.
 
     Returns:
         :class:`LogArrays` with ``action (n,)``, ``reward (n,)``, ``propensity (n,)`` and
@@ -372,6 +437,7 @@ def validate_log(
     if propensity not in ("require", "ignore"):
         raise ConfigError(f"propensity must be 'require' or 'ignore', got {propensity!r}")
     read_propensity = propensity == "require"
+    check_action_index(action_index)
     if frame.height == 0:
         raise DataError(f"log is empty (0 rows; columns: {', '.join(frame.columns) or 'none'})")
     check_columns(
@@ -400,7 +466,7 @@ def validate_log(
 
     reward = _float_column(frame[reward_column], row_offset, allow_bool=True)
     prop = _propensity_column(frame[PROPENSITY], row_offset) if read_propensity else None
-    action, catalog, inferred = _action_index(frame[ACTION], catalog, row_offset)
+    action, catalog, inferred = _action_index(frame[ACTION], catalog, row_offset, action_index)
     probs = None
     if prop is not None and ACTION_PROBS in frame.columns:
         probs = _logging_probs(frame[ACTION_PROBS], action, prop, catalog.height, row_offset)
@@ -422,3 +488,59 @@ def _propensity_column(s: pl.Series, offset: int) -> NDArray[np.float64]:
         bad = ~((p > 0.0) & (p <= 1.0))
         raise _fail(PROPENSITY, "values outside (0, 1]", bad, offset, p[bad][:_SHOWN].tolist())
     return p
+
+
+# ---------------------------------------------------------------- time
+
+
+def time_values(s: pl.Series, offset: int = 0) -> pl.Series:
+    """A log's time column as a sortable series: datetimes, dates and numbers as they are,
+    text (a CSV column polars could not read as dates) parsed as datetimes.
+
+    Raises:
+        DataError: one line naming the column and the first rows with a null, NaN or
+            infinite time, text that is not a date or time, or a column of another type.
+    """
+    dtype = s.dtype
+    timelike = dtype == pl.String or isinstance(dtype, pl.Datetime) or dtype == pl.Date
+    if not (timelike or dtype.is_numeric()):
+        everything = np.ones(s.len(), dtype=bool)
+        shown = [str(v) for v in s.head(_SHOWN).to_list()]
+        raise _fail(
+            s.name,
+            f"expected times (datetimes, dates or numbers), got type {dtype}",
+            everything,
+            offset,
+            shown,
+        )
+    if s.null_count():
+        raise _fail(s.name, "null times", s.is_null().to_numpy(), offset)
+    if dtype == pl.String:
+        try:
+            parsed = s.str.to_datetime(strict=False)
+        except pl.exceptions.PolarsError:  # no format fits the first values
+            parsed = pl.Series(s.name, [None] * s.len(), dtype=pl.Datetime("us"))
+        bad = parsed.is_null().to_numpy()
+        if bad.any():
+            raise _fail(s.name, "text that is not a date or time", bad, offset, _examples(s, bad))
+        return parsed
+    if dtype.is_float():
+        x = s.to_numpy()
+        bad = ~np.isfinite(x)
+        if bad.any():
+            raise _fail(s.name, "NaN or infinite times", bad, offset, x[bad][:_SHOWN].tolist())
+    return s
+
+
+def time_order(times: pl.Series) -> NDArray[np.int64] | None:
+    """The stable permutation ``(n,)`` that puts ``times`` (from :func:`time_values`) in
+    order (ties keep their row order), or None when they already are."""
+    if times.dtype.is_temporal():
+        x = times.to_physical().to_numpy()
+    elif times.dtype.is_integer() or times.dtype.is_float():
+        x = times.to_numpy()
+    else:  # e.g. Decimal
+        x = times.cast(pl.Float64).to_numpy()
+    if x.shape[0] < 2 or not np.any(x[1:] < x[:-1]):
+        return None
+    return np.argsort(x, kind="stable").astype(np.int64, copy=False)

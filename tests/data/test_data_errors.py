@@ -155,7 +155,7 @@ CASES: dict[str, tuple[Case, str, str | None, str | None]] = {
         "rows [1, 4, 6] (3 in all), e.g. ['zz', 'q']",
     ),
     "action index out of range": (
-        frame_case(with_col("action", [0, 1, 2, 3, 0, -1, 2, 1])),
+        frame_case(with_col("action", [0, 1, 2, 3, 0, -1, 2, 1]), action_index="position"),
         "column 'action': action indices not in the catalog (K = 3, valid 0..2)",
         "action",
         "rows [3, 5] (2 in all), e.g. [3, -1]",

@@ -98,7 +98,7 @@ def test_integer_actions_index_a_given_catalog(tmp_path: Path) -> None:
         pl.col("action").replace_strict(ids, list(range(4)), return_dtype=pl.Int64)
     )
     write_log(as_index, tmp_path / "log.csv")
-    data = load_log(tmp_path / "log.csv", catalog=catalog)
+    data = load_log(tmp_path / "log.csv", catalog=catalog, action_index="position")
     assert not data.catalog_inferred and data.action_ids == tuple(ids)
     np.testing.assert_array_equal(data.action, as_index["action"].to_numpy())
 
@@ -119,7 +119,8 @@ def test_columns_projection_and_explicit_context(tmp_path: Path) -> None:
     frame, catalog = variant_log()
     path = write_log(frame, tmp_path / "log.parquet")
     data = load_log(path, catalog, columns=["hour"])
-    assert data.frame.columns == ["action", "reward", "propensity", "hour"]
+    # the time column is always read: the log is ordered and split by it
+    assert data.frame.columns == ["timestamp", "action", "reward", "propensity", "hour"]
     assert data.context_columns == ("hour",) and data.logging_probs is None
     data = load_log(path, catalog, context_columns=["channel", "user_id"])
     assert data.context_columns == ("channel", "user_id")
