@@ -103,7 +103,7 @@ def validate(cfg: DictConfig):
             except ConfigError as exc:
                 raise ConfigError(f"ladder.{label}: {exc}") from None
         policies = _ladder(cfg)  # fresh, unbound
-        return policies, audience
+        return policies, audience, {}
     from bandits.data import load_log
     from experiments.evaluate import _path, print_reordered
 
@@ -113,7 +113,47 @@ def validate(cfg: DictConfig):
         _path(cfg.logs, "logs"), catalog=_path(cfg.catalog, "catalog"), seed=int(cfg.seed)
     )
     print_reordered(data)
-    return policies, data
+    kept, left_out = _rungs_the_log_supports(cfg, policies, data)
+    return kept, data, left_out
+
+
+def _rungs_the_log_supports(
+    cfg: DictConfig, policies: dict[str, Any], data
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The ladder rungs that can run on this log (fresh, unbound) and those left out with
+    the reason. A rung that needs what the log lacks (a context column such as ``segment``,
+    a catalog column such as ``category``) is left out, said in one line; the baseline must
+    run, and at least one rung besides it."""
+    from bandits.errors import DataError
+
+    spec = data.problem_spec()
+    probe = spec.contexts(data.frame.head(min(data.n, 50)))
+    left_out = {}
+    for label, policy in policies.items():
+        try:
+            policy.reset(spec, 0)
+            policy.action_probs(probe)
+        except (ConfigError, DataError) as exc:
+            left_out[label] = str(exc)
+    if str(cfg.baseline) in left_out:
+        raise ConfigError(
+            f"baseline '{cfg.baseline}' cannot run on this log: {left_out[str(cfg.baseline)]} "
+            "(choose another baseline=, e.g. one of: "
+            f"{', '.join(k for k in policies if k not in left_out) or 'none'})"
+        )
+    if len(policies) - len(left_out) < 2:
+        raise ConfigError(
+            "no rung besides the baseline can run on this log: "
+            + "; ".join(f"{k}: {v}" for k, v in left_out.items())
+        )
+    if left_out:
+        print(
+            "left out of the ladder (this log lacks what they need): "
+            + "; ".join(f"{k} ({v})" for k, v in left_out.items()),
+            file=sys.stderr,
+        )
+    kept = {k: v for k, v in _ladder(cfg).items() if k not in left_out}
+    return kept, left_out
 
 
 def _finished_run(cfg: DictConfig, digest: str) -> str | None:
@@ -133,7 +173,7 @@ def _finished_run(cfg: DictConfig, digest: str) -> str | None:
 
 
 def compare_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, Any]:
-    policies, source = validate(cfg)
+    policies, source, left_out = validate(cfg)
     from bandits import tracking
 
     if parent_run_id is None:
@@ -173,7 +213,7 @@ def compare_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, Any]:
         if cfg.source == "simulate":
             result = _simulate_ladder(cfg, policies, source, run_id, tracking)
         else:
-            result = _offline_ladder(cfg, policies, source, tracking)
+            result = _offline_ladder(cfg, policies, source, tracking, left_out)
         _report(cfg, result, scenario, run_id, tracking)
     return {"run_id": run_id, "verdicts": {c.policy: c.verdict for c in result["comparisons"]}}
 
@@ -235,7 +275,7 @@ def _simulate_ladder(cfg, policies, audience, parent_id, tracking):
     }
 
 
-def _offline_ladder(cfg, policies, data, tracking):
+def _offline_ladder(cfg, policies, data, tracking, left_out):
     from bandits.compare import compare_to_baseline, group_lifts
     from bandits.offline.evaluate import describe_estimate, logger_tags
     from bandits.offline.ladder import offline_ladder
@@ -256,6 +296,8 @@ def _offline_ladder(cfg, policies, data, tracking):
         tracking.log_params({"split.cutoff": test.cutoff})
     support: dict[str, float] = {}
     tags = {"support_source": ladder.support_source, **logger_tags(data)}
+    if left_out:
+        tags["ladder.left_out"] = "; ".join(f"{k}: {v}" for k, v in left_out.items())[:5000]
     print(f"  logger: {tags['logger']}", file=sys.stderr)
     if tags["propensity_source"] == "estimated":
         print(

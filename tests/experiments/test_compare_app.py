@@ -125,3 +125,40 @@ def test_bad_input(tmp_path, args, message):
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith(message), proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_ladder_fits_a_log_without_the_simulators_columns(tmp_path, log_dir):
+    """A team's log with no `segment` / `last_viewed_category` columns and a catalog with no
+    `category`: the rungs that need them are left out, said in one line and tagged; with
+    the default baseline (retargeting) left out, the run stops with one line before any
+    MLflow run exists, and names the rungs that could be the baseline."""
+    import polars as pl
+
+    own = tmp_path / "own_log"
+    frame = pl.read_parquet(log_dir / "decision_log.parquet").drop(
+        "segment", "last_viewed_category", "days_since_view"
+    )
+    catalog = pl.read_parquet(log_dir / "catalog.parquet").select("variant_id", "tone")
+    write_log_dir(own, frame, catalog, metadata={})
+    proc = _cli(tmp_path, "source=logs", f"logs={own}", "~ladder.vw", "progress=false")
+    assert proc.returncode == 2, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "baseline 'retargeting' cannot run on this log" in errors[0]
+    assert "category" in errors[0] and "one_for_all" in errors[0]
+    assert not (tmp_path / "mlflow.db").exists() or not _runs(tmp_path)
+
+    proc = _cli(
+        tmp_path,
+        "source=logs",
+        f"logs={own}",
+        "~ladder.vw",
+        "baseline=one_for_all",
+        "progress=false",
+    )
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("left out of the ladder")]
+    assert "segments" in line and "retargeting" in line
+    (parent,) = [r for r in _runs(tmp_path) if r.data.tags.get("run_kind") == "compare"]
+    assert parent.info.status == "FINISHED"
+    assert {k for k in parent.data.tags if k.startswith("verdict.")} == {"verdict.linucb"}
+    assert "segments" in parent.data.tags["ladder.left_out"]
