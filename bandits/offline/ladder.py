@@ -31,6 +31,7 @@ from bandits.offline.evaluate import contexts_of, fit_reward_model, support_prob
 from bandits.offline.train import split_log, train_offline
 from bandits.ope import Estimate, OffPolicyEstimator, make_estimator
 from bandits.ope.estimate import normal_quantile
+from bandits.ope.support import default_floor
 from bandits.policies.base import Policy
 
 GROUP_DIMENSIONS = ("segment", "channel", "weather", "daypart")
@@ -49,7 +50,7 @@ class OfflineLadder:
 
 def pilot_remedy(estimate: Estimate, pi: np.ndarray, mu: np.ndarray) -> str:
     """What data would identify the target: the variants it uses where the log is silent."""
-    floor = 0.1 / pi.shape[1]
+    floor = default_floor(pi.shape[1])
     silent = np.sum(np.where(mu < floor, pi, 0.0), axis=0)
     variants = int(np.count_nonzero(silent > 0.01 * max(float(silent.sum()), 1e-12)))
     if variants == 0:
