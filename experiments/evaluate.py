@@ -270,8 +270,17 @@ def _print(policy, mode, evaluation, replay_result, run_id, tags=None) -> None:
                 + tags.get("propensity_model", "a cross-fitted model of the logged action")
             )
     if evaluation is not None:
-        for est in evaluation.estimates.values():
-            lines.append(f"  {describe_estimate(est)}")
+        ests = list(evaluation.estimates.values())
+        bounds = {(e.bound_low, e.bound_high) for e in ests if not e.identified}
+        shared = len(bounds) == 1 and all(not e.identified for e in ests)
+        for est in ests:
+            lines.append(f"  {describe_estimate(est, bound=not shared)}")
+        if shared:
+            low, high = bounds.pop()
+            lines.append(
+                f"  every interval above is the support bound [{low:.4f}, {high:.4f}]: the "
+                "point values are extrapolations"
+            )
         level, reason = evaluation.evidence
         lines.append(f"  evidence: {level}" + (f" — {reason}" if reason else ""))
         if level == "insufficient":

@@ -149,13 +149,14 @@ def logger_tags(data: LoggedData) -> dict[str, str]:
     return tags
 
 
-def describe_estimate(est: Estimate) -> str:
+def describe_estimate(est: Estimate, *, bound: bool = True) -> str:
     """One console line: value, interval (with what it rests on), and the support
-    diagnostics ESS, max / mean weight, unsupported mass and the evidence level."""
+    diagnostics ESS, max / mean weight, unsupported mass and the evidence level.
+    ``bound=False`` leaves out the support-bound label (when the caller says it once)."""
     d = est.diagnostics
     nan = float("nan")
     labels = []
-    if not est.identified:
+    if not est.identified and bound:
         labels.append(
             f"widened to the support bound [{est.bound_low:.4f}, {est.bound_high:.4f}]: the "
             f"value {est.value:.4f} is an extrapolation"
