@@ -253,7 +253,9 @@ class PairedTerms:
 
     Offline, ``evidence`` / ``reason`` are the estimate's support verdict
     (:mod:`bandits.ope.support`), ``floor_se`` the standard error implied by its score floor
-    for rare successes (0 when it does not apply), and ``remedy`` what data would identify it.
+    for rare successes (0 when it does not apply), ``remedy`` what data would identify it and
+    ``interval`` its value's interval (the support bound when it is not identified), from
+    which an unsupported comparison's interval is built.
     """
 
     value: np.ndarray
@@ -263,6 +265,7 @@ class PairedTerms:
     reason: str = ""
     floor_se: float = 0.0
     remedy: str = ""
+    interval: tuple[float, float] | None = None
 
 
 def compare_to_baseline(
@@ -316,6 +319,12 @@ def compare_to_baseline(
         needed = d.n * (m / lift_abs) ** 2 if lift_abs > 0 and math.isfinite(m) else math.inf
         if k in unsupported:
             needed = math.inf  # more rows of the same kind never reveal the untried variants
+            if t.interval is not None and base.interval is not None:
+                # what the log allows: any value in each rung's bound, not the model's guess
+                ci_low = t.interval[0] - base.interval[1]
+                ci_high = t.interval[1] - base.interval[0]
+            else:
+                ci_low, ci_high = -math.inf, math.inf
         true_diff = None
         if t.truth is not None and base.truth is not None:
             true_diff = float(np.mean(t.truth) - np.mean(base.truth))

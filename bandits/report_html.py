@@ -139,7 +139,7 @@ def write_report(
     if unsupported:
         parts.append("<h2>What this log cannot answer</h2><ul>")
         for c in unsupported:
-            parts.append(f"<li>{html.escape(c.policy)}: {html.escape(c.reason)}</li>")
+            parts.append(f"<li>{html.escape(c.reason)}</li>")
         parts.append(
             "</ul><p class='note'>More rows from the same logger never reveal what it never "
             "tried; only data in which these variants are shown (a randomised pilot, or "

@@ -129,6 +129,7 @@ def offline_ladder(
             reason=estimate.evidence_reason,
             floor_se=floor / z if math.isfinite(floor) else 0.0,
             remedy=pilot_remedy(estimate, pi, mu) if estimate.evidence == "insufficient" else "",
+            interval=(estimate.ci_low, estimate.ci_high),
         )
         estimates[label] = estimate
     groups = {

@@ -66,6 +66,8 @@ def test_deterministic_log_ladder_is_unsupported_never_better_or_worse():
     }
     for c in comps:
         assert c.rounds_needed == float("inf")  # more rows of the same rule never help
+        assert c.ci_high - c.ci_low > 0.5  # the difference the log allows, not a model guess
+        assert c.ci_low <= c.true_diff <= c.ci_high
         assert "pilot" in c.reason and "never chose" in c.reason
         assert "unsupported by this log" in c.sentence()
     lifts = group_lifts(ladder.terms, "retargeting", ladder.groups)
