@@ -210,6 +210,10 @@ def compare_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, Any]:
     ) as run_id:
         tracking.log_params(common.resolved_config(cfg))
         tracking.log_text(common.config_yaml(cfg), "config.yaml")
+        if cfg.source == "logs":
+            from bandits.data.columns import column_table
+
+            tracking.log_text(column_table(source).write_csv(), "tables/columns.csv")
         if cfg.source == "simulate":
             result = _simulate_ladder(cfg, policies, source, run_id, tracking)
         else:

@@ -49,9 +49,15 @@ def data_fingerprint(cfg: DictConfig) -> str:
 
 
 def print_reordered(data: Any) -> None:
-    """One console line when the log's rows were sorted by time at load."""
+    """One console line when the log's rows were sorted by time at load, then what was
+    inferred about every column (role, type, levels or range; excluded identifiers and
+    personal data with the reason)."""
+    from bandits.data.columns import column_lines, column_table
+
     if getattr(data, "reordered", False):
         print(f"log rows were out of time order; ordered by '{data.time_column}'", file=sys.stderr)
+    print(f"columns of {data.source} ({data.n:,} rows):", file=sys.stderr)
+    print("\n".join(column_lines(column_table(data))), file=sys.stderr)
 
 
 def validate(cfg: DictConfig):
@@ -94,6 +100,7 @@ def validate(cfg: DictConfig):
 def evaluate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]:
     import numpy as np
 
+    from bandits.data.columns import column_table
     from bandits.offline import evaluate_policy, replay, split_log, train_offline
 
     data, policy, mode, estimators = validate(cfg)
@@ -156,6 +163,7 @@ def evaluate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
         if eval_data.cutoff is not None:
             tracking.log_params({"split.cutoff": eval_data.cutoff})
         tracking.log_text(common.config_yaml(cfg), "config.yaml")
+        tracking.log_text(column_table(data).write_csv(), "tables/columns.csv")
         tracking.log_input(
             data.frame.head(0) if data.n > 5_000_000 else data.frame,
             name=Path(str(data.source)).name or "decision_log",

@@ -123,6 +123,10 @@ class LoggedData:
             order is the only order, e.g. for :func:`bandits.offline.split_log`).
         reordered: True when the file's rows were out of time order and ``frame`` and the
             arrays were sorted by ``time_column`` (stable: ties keep file order).
+        reward_column: the column the rewards were read from.
+        excluded_columns: ``(column, reason)`` of columns left out of a *detected* context
+            because they look like identifiers, row indexes or personal data
+            (:mod:`bandits.data.columns`).
         cutoff: for the evaluation part of a time split
             (:func:`bandits.offline.split_log`), the time of its first row: training rows
             are at or before it, evaluation rows at or after it; else None.
@@ -148,6 +152,8 @@ class LoggedData:
     time_column: str | None = None
     reordered: bool = False
     cutoff: dt.datetime | dt.date | float | int | None = None
+    reward_column: str = REWARD
+    excluded_columns: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.propensity_source not in PROPENSITY_SOURCES:

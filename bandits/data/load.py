@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from bandits.data.columns import identifier_like_columns
 from bandits.data.context import (
     as_feature_schema,
     choose_context,
@@ -445,9 +446,20 @@ def load_log(
         order = time_order(time_values(arrays.frame[plan.time_column]))
         if order is not None:
             arrays, reordered = _reorder(arrays, order), True
+    excluded: dict[str, str] = {}
+    if plan.features is None and context_columns is None:  # detected context: no ids in it
+        excluded = identifier_like_columns(arrays.frame, plan.context_columns)
+        if excluded:
+            kept = tuple(c for c in plan.context_columns if c not in excluded)
+            plan = dataclasses.replace(plan, context_columns=kept)
     schema_f = plan.features or infer_features(arrays.frame, plan.context_columns)
+    extra = {
+        "reordered": reordered,
+        "reward_column": reward_column,
+        "excluded_columns": tuple(excluded.items()),
+    }
     if not plan.estimate_propensity:
-        return dataclasses.replace(assemble(plan, arrays, schema_f), reordered=reordered)
+        return dataclasses.replace(assemble(plan, arrays, schema_f), **extra)
     fit = estimate_logging_policy_of(
         arrays.frame,
         arrays.action,
@@ -465,5 +477,5 @@ def load_log(
         assemble(plan, arrays, schema_f),
         propensity_source="estimated",
         propensity_model=fit.describe(),
-        reordered=reordered,
+        **extra,
     )

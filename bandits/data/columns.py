@@ -1,0 +1,182 @@
+"""Saying what was inferred about a log's columns, and keeping identifiers and personal data
+out of the context.
+
+* :func:`identifier_like_columns` -- context candidates that look like identifiers, row
+  indexes or personal data, with the reason. When the context is *detected* (the caller
+  named neither ``context_columns`` nor ``features``), :func:`bandits.data.load_log` leaves
+  them out of the context and records them in ``LoggedData.excluded_columns``; naming a
+  column in ``context_columns`` uses it anyway.
+* :func:`column_table` -- one row per column of the loaded log: its role (action, reward,
+  propensity, time, cost, ground truth, context, excluded, bookkeeping, unused), its type and
+  a short summary (levels or range). The apps print it and log it as ``tables/columns.csv``.
+
+Rules (all cheap: one ``n_unique`` per candidate column):
+
+* names of row indexes written by dataframe libraries: ``""``, ``index``, ``Unnamed: 0``,
+  ``__index_level_0__``;
+* identifier names: ``id``, ``uuid``, ``guid`` or ending in ``_id`` / ``_uuid`` / ``_key``;
+* personal data by name: ``email``, ``name``, ``first_name``, ``last_name``, ``full_name``,
+  ``phone``, ``address``, ``ip``, ``ip_address``, ``birth_date``, ``date_of_birth``, ``dob``,
+  ``ssn`` (case-insensitive, ``-`` and spaces read as ``_``);
+* string or integer columns (not floats: a continuous feature is unique per row by nature)
+  with at least 100 rows and distinct values in at least 90% of them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import polars as pl
+
+__all__ = ["column_lines", "column_table", "identifier_like_columns"]
+
+_INDEX_NAMES = frozenset({"", "index", "unnamed: 0", "__index_level_0__"})
+_ID_NAME = re.compile(r"^(id|uuid|guid)$|_(id|uuid|guid|key)$")
+_PERSONAL = frozenset(
+    {
+        "email",
+        "e_mail",
+        "name",
+        "first_name",
+        "last_name",
+        "full_name",
+        "surname",
+        "phone",
+        "phone_number",
+        "address",
+        "street",
+        "ip",
+        "ip_address",
+        "birth_date",
+        "date_of_birth",
+        "dob",
+        "ssn",
+    }
+)
+MIN_ROWS_FOR_UNIQUENESS = 100
+UNIQUE_SHARE = 0.9
+
+
+def _normalised(name: str) -> str:
+    return re.sub(r"[\s\-]+", "_", name.strip().lower())
+
+
+def identifier_like_columns(frame: pl.DataFrame, columns: Sequence[str]) -> dict[str, str]:
+    """``{column: reason}`` for the ``columns`` of ``frame`` that look like identifiers, row
+    indexes or personal data (rules in the module docstring), in ``columns`` order."""
+    out: dict[str, str] = {}
+    n = frame.height
+    for col in columns:
+        key = _normalised(col)
+        if key in _INDEX_NAMES or col.strip().lower() in _INDEX_NAMES:
+            out[col] = "looks like a row index written by a dataframe library (its name)"
+        elif key in _PERSONAL:
+            out[col] = "looks like personal data (its name)"
+        elif _ID_NAME.search(key):
+            out[col] = "looks like an identifier (its name)"
+        else:
+            dtype = frame.schema[col]
+            if n >= MIN_ROWS_FOR_UNIQUENESS and (dtype == pl.String or dtype.is_integer()):
+                distinct = frame[col].n_unique()
+                if distinct >= UNIQUE_SHARE * n:
+                    out[col] = (
+                        f"looks like an identifier ({distinct:,} distinct values in {n:,} rows)"
+                    )
+    return out
+
+
+def _summary(s: pl.Series) -> str:
+    if (
+        s.dtype == pl.String
+        or isinstance(s.dtype, pl.Categorical | pl.Enum)
+        or (s.dtype == pl.Boolean)
+    ):
+        levels = s.drop_nulls().cast(pl.String).unique().sort()
+        shown = ", ".join(levels.head(5).to_list())
+        more = f", … ({levels.len()} levels)" if levels.len() > 5 else ""
+        return f"levels {shown}{more}"
+    if s.dtype.is_numeric() or s.dtype.is_temporal():
+        lo, hi = s.min(), s.max()
+        return f"range {lo} … {hi}"
+    return str(s.dtype)
+
+
+def column_table(data: object) -> pl.DataFrame:
+    """One row per column of a loaded log (``LoggedData``): ``column``, ``role``, ``type``,
+    ``summary`` and, for excluded columns, ``reason``."""
+    from bandits.data.contract import (
+        ACTION,
+        ACTION_PROBS,
+        BOOKKEEPING,
+        PROPENSITY,
+        is_ground_truth,
+    )
+
+    frame: pl.DataFrame = data.frame  # type: ignore[attr-defined]
+    context = set(data.context_columns)  # type: ignore[attr-defined]
+    costs = set(data.cost_columns)  # type: ignore[attr-defined]
+    excluded = dict(getattr(data, "excluded_columns", ()))
+    time_column = getattr(data, "time_column", None)
+    source = getattr(data, "propensity_source", "logged")
+    rows = []
+    for col in frame.columns:
+        if col == ACTION:
+            role = "action"
+        elif col == PROPENSITY:
+            role = "propensity" if source == "logged" else "propensity (ignored: estimated)"
+        elif col == ACTION_PROBS:
+            role = "logging distribution"
+        elif col == time_column:
+            role = "time (rows ordered and split by it)"
+        elif col in costs:
+            role = "cost"
+        elif is_ground_truth(col):
+            role = "ground truth (simulation only)"
+        elif col in context:
+            role = "context"
+        elif col in excluded:
+            role = "excluded from the context"
+        elif col in BOOKKEEPING:
+            role = "bookkeeping (not context)"
+        elif col == getattr(data, "reward_column", "reward"):
+            role = "reward"
+        else:
+            role = "unused"
+        s = frame[col]
+        if col in excluded:  # never echo identifiers or personal data
+            summary = f"{s.n_unique():,} distinct values"
+        elif isinstance(s.dtype, pl.List | pl.Array):
+            summary = ""
+        else:
+            summary = _summary(s)
+        rows.append(
+            {
+                "column": col,
+                "role": role,
+                "type": str(s.dtype),
+                "summary": summary,
+                "reason": excluded.get(col, ""),
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "column": pl.String,
+            "role": pl.String,
+            "type": pl.String,
+            "summary": pl.String,
+            "reason": pl.String,
+        },
+    )
+
+
+def column_lines(table: pl.DataFrame) -> list[str]:
+    """The :func:`column_table` as console lines, one per column."""
+    width = max((len(c) for c in table["column"].to_list()), default=6)
+    lines = []
+    for r in table.iter_rows(named=True):
+        name = r["column"] if r["column"] else '""'
+        why = f" — {r['reason']}" if r["reason"] else ""
+        lines.append(f"  {name:<{width}}  {r['role']:<26} {r['type']:<14} {r['summary']}{why}")
+    return lines
