@@ -23,7 +23,7 @@ from hydra.types import RunMode
 from hydra.utils import get_original_cwd
 from omegaconf import DictConfig, OmegaConf
 
-from bandits.errors import UserError
+from bandits.errors import ConfigError, UserError
 
 PARENT_FILE = "mlflow_parent.json"
 EXIT_USER_ERROR = 2
@@ -307,3 +307,41 @@ def check_group_choices(argv: list[str], config_dir: Path = CONFIG_DIR) -> None:
 def exit_status() -> int:
     """Non-zero when a sweep had a failed job (call after the Hydra main returns)."""
     return 1 if MlflowSweepCallback.failed else 0
+
+
+def log_options(cfg: Any) -> dict[str, Any]:
+    """``load_log`` keywords from the ``columns`` config group: the column mapping, the
+    context columns and the catalog's id column (see ``configs/columns/none.yaml``)."""
+    cols = cfg.get("columns") or {}
+    mapping = {
+        role: str(cols[key])
+        for key, role in (
+            ("action", "action"),
+            ("reward", "reward"),
+            ("propensity", "propensity"),
+            ("action_probs", "action_probs"),
+            ("timestamp", "timestamp"),
+        )
+        if cols.get(key) is not None
+    }
+    unknown = (
+        set(cols)
+        - {"action", "reward", "propensity", "action_probs", "timestamp"}
+        - {
+            "context",
+            "catalog_id",
+        }
+    )
+    if unknown:
+        raise ConfigError(
+            f"columns: unknown key '{sorted(unknown)[0]}' (known: action, reward, propensity, "
+            "action_probs, timestamp, context, catalog_id)"
+        )
+    context = cols.get("context")
+    if context is not None and (isinstance(context, str) or not hasattr(context, "__iter__")):
+        raise ConfigError(f"columns.context must be a list of column names, got {context!r}")
+    return {
+        "column_map": mapping,
+        "context_columns": None if context is None else [str(c) for c in context],
+        "catalog_id_column": None if cols.get("catalog_id") is None else str(cols["catalog_id"]),
+    }

@@ -110,7 +110,10 @@ def validate(cfg: DictConfig):
     if cfg.logs is None:
         raise ConfigError("source=logs needs logs=PATH (a decision log file or directory)")
     data = load_log(
-        _path(cfg.logs, "logs"), catalog=_path(cfg.catalog, "catalog"), seed=int(cfg.seed)
+        _path(cfg.logs, "logs"),
+        catalog=_path(cfg.catalog, "catalog"),
+        seed=int(cfg.seed),
+        **common.log_options(cfg),
     )
     print_reordered(data)
     kept, left_out = _rungs_the_log_supports(cfg, policies, data)

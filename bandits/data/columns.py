@@ -154,7 +154,7 @@ def column_table(data: object) -> pl.DataFrame:
             {
                 "column": col,
                 "role": role,
-                "type": str(s.dtype),
+                "type": str(s.dtype) if len(str(s.dtype)) <= 14 else str(s.dtype.base_type()),
                 "summary": summary,
                 "reason": excluded.get(col, ""),
             }
@@ -178,5 +178,5 @@ def column_lines(table: pl.DataFrame) -> list[str]:
     for r in table.iter_rows(named=True):
         name = r["column"] if r["column"] else '""'
         why = f" — {r['reason']}" if r["reason"] else ""
-        lines.append(f"  {name:<{width}}  {r['role']:<26} {r['type']:<14} {r['summary']}{why}")
+        lines.append(f"  {name:<{width}}  {r['role']:<26}  {r['type']:<14}  {r['summary']}{why}")
     return lines

@@ -81,14 +81,34 @@ class LogPlan:
 
 
 def read_catalog(
-    catalog: CatalogLike | None, found: os.PathLike[str] | None
+    catalog: CatalogLike | None,
+    found: os.PathLike[str] | None,
+    id_column: str | None = None,
 ) -> pl.DataFrame | None:
     """The checked catalog: ``catalog`` (frame or path) if given, else the one found beside
-    the log, else None."""
+    the log, else None. ``id_column``: the catalog's column holding the variant ids, when it
+    is not ``variant_id`` (renamed to it)."""
     if catalog is None:
         catalog = found
     if catalog is None:
         return None
+    if id_column and id_column != VARIANT_ID:
+        table = (
+            catalog
+            if isinstance(catalog, pl.DataFrame)
+            else read_table(catalog, "catalog", text_columns=(id_column,))
+        )
+        if id_column not in table.columns:
+            raise DataError(
+                f"catalog: no id column '{id_column}' (columns: {', '.join(table.columns)})"
+            )
+        if VARIANT_ID in table.columns:
+            raise DataError(
+                f"catalog: id column '{id_column}' given, but the catalog also has "
+                f"'{VARIANT_ID}'; drop one"
+            )
+        renamed = table.rename({id_column: VARIANT_ID})
+        catalog = renamed.with_columns(pl.col(VARIANT_ID).cast(pl.String))
     if isinstance(catalog, pl.DataFrame):
         return check_catalog(catalog)
     if not isinstance(catalog, str | os.PathLike):
@@ -334,6 +354,42 @@ def order_by_time(data: LoggedData, time_column: str | None = None) -> LoggedDat
     )
 
 
+#: Roles a user's column can be mapped to (``column_map={"action": "item_id", ...}``).
+MAPPABLE_ROLES: tuple[str, ...] = (ACTION, REWARD, PROPENSITY, ACTION_PROBS, TIME)
+
+
+def column_renames(
+    column_map: Mapping[str, str | None], columns: Sequence[str], label: str
+) -> dict[str, str]:
+    """``{user column: role}`` for a ``column_map`` of ``{role: user column}`` (``None``
+    entries are ignored), checked against the log's ``columns``: known roles only, mapped
+    columns present, and no other column already named like the role."""
+    renames: dict[str, str] = {}
+    for role, name in column_map.items():
+        if name is None or name == role:
+            continue
+        if role not in MAPPABLE_ROLES:
+            raise ConfigError(
+                f"column mapping: unknown role '{role}' (known: {', '.join(MAPPABLE_ROLES)})"
+            )
+        if name not in columns:
+            raise DataError(
+                f"column mapping {role}={name}: log '{label}' has no column '{name}' "
+                f"(columns: {', '.join(columns)})"
+            )
+        if role in columns:
+            raise DataError(
+                f"column mapping {role}={name}: log '{label}' also has a column named "
+                f"'{role}'; drop it or map it elsewhere"
+            )
+        if name in renames:
+            raise ConfigError(
+                f"column mapping: column '{name}' is mapped twice ({renames[name]}, {role})"
+            )
+        renames[name] = role
+    return renames
+
+
 def load_log(
     path: PathLike | pl.DataFrame,
     catalog: CatalogLike | None = None,
@@ -348,6 +404,8 @@ def load_log(
     seed: int = 0,
     action_index: str = "id",
     time_column: str | None = TIME,
+    column_map: Mapping[str, str | None] | None = None,
+    catalog_id_column: str | None = None,
 ) -> LoggedData:
     """Read, validate and index a whole decision log.
 
@@ -389,6 +447,11 @@ def load_log(
             (any other name must exist); None keeps row order. Rows out of time order are
             sorted (stably) and the result says so (``reordered=True``); ``time_column``
             records the column and :func:`bandits.offline.split_log` then cuts by time.
+        column_map: ``{role: your column}`` for logs whose columns are not named like ours,
+            e.g. ``{"action": "item_id", "reward": "click", "propensity": "ps",
+            "timestamp": "ts"}`` (roles: :data:`MAPPABLE_ROLES`); the columns are renamed to
+            the roles before anything else, so every rule below applies to them.
+        catalog_id_column: the catalog's id column when it is not ``variant_id``.
 
     Returns:
         LoggedData with ``action``, ``reward``, ``propensity`` of shape ``(n,)`` and
@@ -400,16 +463,22 @@ def load_log(
     """
     check_action_index(action_index)
     source: LogSource | None = None
+    mapping = dict(column_map or {})
     if isinstance(path, pl.DataFrame):
-        label, lf = "<frame>", path.lazy()
-        schema = path.schema
-        checked_catalog = read_catalog(catalog, None)
+        label = "<frame>"
+        path = path.rename(column_renames(mapping, path.columns, label))
+        lf, schema = path.lazy(), path.schema
+        checked_catalog = read_catalog(catalog, None, catalog_id_column)
     else:
         source = resolve_source(path)
-        checked_catalog = read_catalog(catalog, source.catalog)
+        checked_catalog = read_catalog(catalog, source.catalog, catalog_id_column)
         by_id = checked_catalog is not None and action_index == "id"
         label = source.label
-        lf = scan(source, text_columns=(ACTION,) if by_id else ())  # CSV ids stay text
+        action_name = mapping.get(ACTION) or ACTION
+        lf = scan(source, text_columns=(action_name,) if by_id else ())  # CSV ids stay text
+        renames = column_renames(mapping, list(collect_schema(lf, label)), label)
+        if renames:
+            lf = lf.rename(renames)
         schema = collect_schema(lf, label)
     plan = plan_log(
         label,

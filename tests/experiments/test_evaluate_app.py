@@ -187,3 +187,54 @@ def test_console_line_says_what_each_interval_rests_on():
     assert est.evidence == "insufficient" and not est.identified
     assert (est.ci_low, est.ci_high) == (0.0, 1.0)
     assert "extrapolation" in line and "unsupported 100.0%" in line
+
+
+def test_a_log_with_other_column_names_via_the_columns_mapping(tmp_path, log_dir):
+    """A team's log (item_id, click, propensity_score; a catalog keyed by item_id) evaluated
+    through the `columns` mapping gives the same estimates as the log in our names; a
+    mapping that names a missing column stops with one line before any run."""
+    frame = pl.read_parquet(log_dir / "decision_log.parquet").drop("action_probs")
+    frame.write_parquet(tmp_path / "ours.parquet")
+    frame.rename(
+        {"action": "item_id", "reward": "click", "propensity": "propensity_score"}
+    ).write_parquet(tmp_path / "theirs.parquet")
+    catalog = pl.read_parquet(log_dir / "catalog.parquet")
+    catalog.write_parquet(tmp_path / "catalog.parquet")
+    shuffled = catalog.sample(fraction=1.0, shuffle=True, seed=3)  # ids, not positions
+    shuffled.rename({"variant_id": "item_id"}).write_parquet(tmp_path / "their_catalog.parquet")
+    common = [
+        "policy=fixed",
+        "policy.variant=home_friendly_20off",
+        "estimators=[ips,snips]",
+        "reward_model.cross_fit_folds=0",
+    ]
+    ours = _cli(
+        tmp_path,
+        f"logs={tmp_path / 'ours.parquet'}",
+        f"catalog={tmp_path / 'catalog.parquet'}",
+        *common,
+    )
+    assert ours.returncode == 0, ours.stderr
+    theirs = _cli(
+        tmp_path,
+        f"logs={tmp_path / 'theirs.parquet'}",
+        f"catalog={tmp_path / 'their_catalog.parquet'}",
+        "columns=example_ecommerce",
+        *common,
+    )
+    assert theirs.returncode == 0, theirs.stderr
+    a, b = sorted(_runs(tmp_path), key=lambda r: r.info.start_time)
+    for key in ("ips.value", "ips.ci_low", "snips.value", "snips.ci_high"):
+        assert a.data.metrics[key] == b.data.metrics[key], key
+    bad = _cli(
+        tmp_path / "x" if (tmp_path / "x").mkdir() is None else tmp_path,
+        f"logs={tmp_path / 'theirs.parquet'}",
+        f"catalog={tmp_path / 'their_catalog.parquet'}",
+        "columns=example_ecommerce",
+        "columns.reward=clicks",
+        *common,
+    )
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    errors = [ln for ln in bad.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "column mapping reward=clicks" in errors[0], bad.stderr
+    assert not (tmp_path / "x" / "mlflow.db").exists()
