@@ -98,7 +98,7 @@ def _summary(s: pl.Series) -> str:
         return f"levels {shown}{more}"
     if s.dtype.is_numeric() or s.dtype.is_temporal():
         lo, hi = s.min(), s.max()
-        return f"range {lo} … {hi}"
+        return f"range {lo!s} … {hi!s}"
     return str(s.dtype)
 
 

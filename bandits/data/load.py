@@ -522,7 +522,7 @@ def load_log(
             kept = tuple(c for c in plan.context_columns if c not in excluded)
             plan = dataclasses.replace(plan, context_columns=kept)
     schema_f = plan.features or infer_features(arrays.frame, plan.context_columns)
-    extra = {
+    extra: dict[str, Any] = {
         "reordered": reordered,
         "reward_column": reward_column,
         "excluded_columns": tuple(excluded.items()),
