@@ -135,3 +135,21 @@ def test_reward_model_for_clicks_predicts_probabilities():
     assert q.min() > 0.0 and q.max() < 1.0
     truth = true_q(data)
     assert abs(q.mean() - truth.mean()) < 0.01
+
+
+def test_the_same_policy_twice_never_wins_on_logs():
+    """A/A on logs: the same rule listed twice (and uniform vs a uniform mixed with uniform
+    exploration, the same distribution) is inconclusive on every seed, with Δ exactly 0."""
+    for seed in (3601, 3602, 3603, 3604):
+        data = make_scenario("epsilon_greedy", 4000, seed).data
+        rungs = {
+            "a": make_policy("retargeting", {}),
+            "a_again": make_policy("retargeting", {}),
+            "uniform": make_policy("uniform", {}),
+            "uniform_mixed": make_policy("uniform", {"epsilon": 0.5}),
+        }
+        ladder = offline_ladder(data, rungs, seed=seed)
+        comps = {c.policy: c for c in compare_to_baseline(ladder.terms, "a")}
+        assert comps["a_again"].verdict == "inconclusive" and comps["a_again"].diff == 0.0
+        pair = {c.policy: c for c in compare_to_baseline(ladder.terms, "uniform")}["uniform_mixed"]
+        assert pair.verdict == "inconclusive" and abs(pair.diff) < 1e-12
