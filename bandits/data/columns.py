@@ -7,8 +7,9 @@ out of the context.
   them out of the context and records them in ``LoggedData.excluded_columns``; naming a
   column in ``context_columns`` uses it anyway.
 * :func:`column_table` -- one row per column of the loaded log: its role (action, reward,
-  propensity, time, cost, ground truth, context, excluded, bookkeeping, unused), its type and
-  a short summary (levels or range). The apps print it and log it as ``tables/columns.csv``.
+  propensity, time, cost, ground truth, target policy probabilities, context, excluded,
+  bookkeeping, unused), its type and a short summary (levels or range). The apps print it
+  and log it as ``tables/columns.csv``.
 
 Rules (all cheap: one ``n_unique`` per candidate column):
 
@@ -116,6 +117,7 @@ def column_table(data: object) -> pl.DataFrame:
     frame: pl.DataFrame = data.frame  # type: ignore[attr-defined]
     context = set(data.context_columns)  # type: ignore[attr-defined]
     costs = set(data.cost_columns)  # type: ignore[attr-defined]
+    targets = set(getattr(data, "target_columns", ()))
     excluded = dict(getattr(data, "excluded_columns", ()))
     time_column = getattr(data, "time_column", None)
     source = getattr(data, "propensity_source", "logged")
@@ -127,6 +129,8 @@ def column_table(data: object) -> pl.DataFrame:
             role = "propensity" if source == "logged" else "propensity (ignored: estimated)"
         elif col == ACTION_PROBS:
             role = "logging distribution"
+        elif col in targets:
+            role = "target policy probabilities"
         elif col == time_column:
             role = "time (rows ordered and split by it)"
         elif col in costs:

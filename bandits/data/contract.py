@@ -110,6 +110,8 @@ class LoggedData:
         source: where the log was read from (a path, or ``"<frame>"``).
         catalog_inferred: True when no catalog was given and it is ``0..max(action)``.
         cost_columns: cost columns present in ``frame`` (e.g. ``unsubscribed``).
+        target_columns: columns of ``frame`` holding a target policy's probabilities
+            (``load_log(target_columns=...)``, read by the ``given`` policy): never context.
         row_offset: global index of this log's first row (batches of a stream), else 0.
         propensity_source: ``"logged"``: ``propensity`` (and ``logging_probs``) are the
             log's columns; ``"estimated"``: the log had no propensities (or they were
@@ -146,6 +148,7 @@ class LoggedData:
     source: str
     catalog_inferred: bool = False
     cost_columns: tuple[str, ...] = ()
+    target_columns: tuple[str, ...] = ()
     row_offset: int = 0
     propensity_source: str = "logged"
     propensity_model: str = ""

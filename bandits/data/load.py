@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +55,9 @@ if TYPE_CHECKING:
 
 CatalogLike = pl.DataFrame | PathLike
 FeaturesLike = FeatureSchema | Mapping[str, Any]
+#: A target policy's probability columns: names, or a function of the log's column
+#: names returning them (e.g. :meth:`bandits.policies.base.Policy.target_columns`).
+TargetColumns = Sequence[str] | Callable[[Sequence[str]], Sequence[str]]
 
 #: ``load_log(propensity=...)``: use the column if present else estimate / require it /
 #: ignore it and estimate.
@@ -78,6 +81,7 @@ class LogPlan:
     cost_columns: tuple[str, ...]
     estimate_propensity: bool = False  # ignore propensity / action_probs and estimate
     time_column: str | None = None  # present in the log: order and split by it
+    target_columns: tuple[str, ...] = ()  # a target policy's probabilities: never context
 
 
 def read_catalog(
@@ -135,13 +139,15 @@ def plan_log(
     propensity: str = "require",
     propensity_hint: str = "",
     time_column: str | None = None,
+    target_columns: TargetColumns = (),
 ) -> LogPlan:
     """Decide columns, context and features from the schema; fail fast on missing columns.
 
     ``propensity`` is :func:`load_log`'s mode; ``propensity_hint`` ends the message when
     the ``propensity`` column is missing but required. ``time_column`` (if in the log) is
     always read and never detected as context; a name other than the default ``timestamp``
-    that the log lacks is an error.
+    that the log lacks is an error. ``target_columns`` (see :func:`load_log`) are checked,
+    always read and never context.
     """
     names = list(schema.names())
     if time_column is not None and time_column not in schema:
@@ -182,6 +188,9 @@ def plan_log(
                 f"needed by {origin} (present: {', '.join(names)})"
             )
     explicit = tuple(context_columns) if context_columns is not None else ()
+    target = _target_columns(
+        label, names, target_columns, (*explicit, *(schema_f.columns if schema_f else ()))
+    )
     needed = tuple(
         dict.fromkeys([*required_context, *explicit, *(schema_f.columns if schema_f else ())])
     )
@@ -200,13 +209,14 @@ def plan_log(
         read = tuple(
             c
             for c in names  # file order
-            if c in {*columns, ACTION, reward_column, *logging, *timing, *needed}
+            if c in {*columns, ACTION, reward_column, *logging, *timing, *needed, *target}
         )
         view = pl.Schema({c: schema[c] for c in read})
     costs = tuple(cost_columns)
     context = choose_context(view, context_columns, reward_column=reward_column, cost_columns=costs)
     if context_columns is None and time_column is not None:  # the time is bookkeeping
         context = tuple(c for c in context if c != time_column)
+    context = tuple(c for c in context if c not in target)
     return LogPlan(
         label=label,
         schema=view,
@@ -219,7 +229,30 @@ def plan_log(
         cost_columns=tuple(c for c in costs if c in view),
         estimate_propensity=estimate,
         time_column=time_column,
+        target_columns=target,
     )
+
+
+def _target_columns(
+    label: str, names: Sequence[str], target_columns: TargetColumns, context: Sequence[str]
+) -> tuple[str, ...]:
+    """The ``target_columns`` of a log with columns ``names``, checked: in the log, and not
+    the action, propensity or a ``context`` column (``action_probs`` may be a target: the
+    logger evaluated on its own log)."""
+    chosen = tuple(target_columns(names) if callable(target_columns) else target_columns)
+    for col in chosen:
+        if col not in names:
+            raise DataError(
+                f"log '{label}' has no column '{col}' for the target policy's probabilities "
+                f"(columns: {', '.join(names)})"
+            )
+        if col in (ACTION, PROPENSITY) or col in context:
+            role = "a context" if col in context else f"the {col}"
+            raise DataError(
+                f"log '{label}': column '{col}' is {role} column; it cannot also hold the "
+                "target policy's probabilities"
+            )
+    return chosen
 
 
 def _estimates(mode: str, columns: Sequence[str]) -> bool:
@@ -306,6 +339,7 @@ def assemble(
         cost_columns=plan.cost_columns,
         row_offset=row_offset,
         time_column=plan.time_column,
+        target_columns=plan.target_columns,
     )
 
 
@@ -400,6 +434,7 @@ def load_log(
     features: FeaturesLike | None = None,
     required_context: Sequence[str] = (),
     columns: Sequence[str] | None = None,
+    target_columns: TargetColumns = (),
     propensity: str = "auto",
     seed: int = 0,
     action_index: str = "id",
@@ -425,6 +460,12 @@ def load_log(
             inferred from the context columns. Its columns must be in the log.
         required_context: further context columns the policy needs.
         columns: read only these columns (plus the required ones and the needed context).
+        target_columns: the columns holding a target policy's probabilities (e.g. the
+            ``given`` policy's ``target_probs``, or ``p_<variant id>`` columns), or a
+            function of the log's column names returning them (a policy's
+            :meth:`~bandits.policies.base.Policy.target_columns`): each must be in the log;
+            they are always read, never context, and listed in
+            ``LoggedData.target_columns``.
         propensity: ``"auto"`` (default): the ``propensity`` column if present, else (no
             ``propensity`` and no ``action_probs``) the logging policy is estimated;
             ``"require"``: a missing ``propensity`` column is an error; ``"estimate"``:
@@ -491,6 +532,7 @@ def load_log(
         features=features,
         required_context=required_context,
         columns=columns,
+        target_columns=target_columns,
         propensity=propensity,
         time_column=time_column,
     )

@@ -18,7 +18,14 @@ import polars as pl
 from bandits.data.context import infer_features_lazy
 from bandits.data.contract import ACTION, DEFAULT_COSTS, REWARD, LoggedData
 from bandits.data.io import PathLike, collect, collect_schema, resolve_source, scan
-from bandits.data.load import CatalogLike, FeaturesLike, assemble, plan_log, read_catalog
+from bandits.data.load import (
+    CatalogLike,
+    FeaturesLike,
+    TargetColumns,
+    assemble,
+    plan_log,
+    read_catalog,
+)
 from bandits.data.validate import catalog_of_size, check_action_index, validate_log
 from bandits.errors import ConfigError, DataError
 
@@ -50,6 +57,7 @@ def iter_log_batches(
     *,
     batch_rows: int = 1_000_000,
     columns: Sequence[str] | None = None,
+    target_columns: TargetColumns = (),
     context_columns: Sequence[str] | None = None,
     reward_column: str = REWARD,
     cost_columns: Iterable[str] = DEFAULT_COSTS,
@@ -67,6 +75,9 @@ def iter_log_batches(
     map to it by ``variant_id`` unless ``action_index="position"``); ``columns`` limits what
     is read (the required and needed context columns are always read). Batches come in
     file order: streaming does not sort by time (``time_column`` is None).
+
+    ``target_columns`` (a target policy's probabilities, see
+    :func:`~bandits.data.load_log`) are always read and never context.
 
     The source, schema, catalog and features are checked when this is called; a bad row
     raises DataError when its batch is reached (earlier batches were already yielded).
@@ -95,6 +106,7 @@ def iter_log_batches(
         features=features,
         required_context=required_context,
         columns=columns,
+        target_columns=target_columns,
         propensity_hint=(
             "streaming reads logged propensities: load the log whole with "
             "load_log(..., propensity='auto') to estimate them"
