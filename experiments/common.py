@@ -309,39 +309,58 @@ def exit_status() -> int:
     return 1 if MlflowSweepCallback.failed else 0
 
 
+#: ``columns.<key>`` naming a log column for one of our roles (``load_log(column_map=)``).
+MAPPED_COLUMNS: tuple[str, ...] = ("action", "reward", "propensity", "action_probs", "timestamp")
+#: ``columns.<key>`` holding a list of column names, and its ``load_log`` keyword.
+LISTED_COLUMNS: dict[str, str] = {
+    "context": "context_columns",
+    "exclude": "exclude_columns",
+    "categorical": "categorical",
+    "numeric": "numeric",
+}
+#: every other ``columns.<key>`` and its ``load_log`` keyword.
+OTHER_COLUMN_KEYS: dict[str, str] = {
+    "catalog_id": "catalog_id_column",
+    "user": "user_column",
+    "reward_type": "reward_type",
+    "reward_range": "reward_range",
+}
+
+
 def log_options(cfg: Any) -> dict[str, Any]:
-    """``load_log`` keywords from the ``columns`` config group: the column mapping, the
-    context columns and the catalog's id column (see ``configs/columns/none.yaml``)."""
+    """``load_log`` / ``iter_log_batches`` keywords from the ``columns`` config group: the
+    column mapping, context include / exclude lists, categorical / numeric overrides, the
+    user column, the reward's declared type and range and the catalog's id column (see
+    ``configs/columns/none.yaml``). Unknown keys and malformed values are one-line
+    ConfigErrors."""
     cols = cfg.get("columns") or {}
-    mapping = {
-        role: str(cols[key])
-        for key, role in (
-            ("action", "action"),
-            ("reward", "reward"),
-            ("propensity", "propensity"),
-            ("action_probs", "action_probs"),
-            ("timestamp", "timestamp"),
-        )
-        if cols.get(key) is not None
-    }
-    unknown = (
-        set(cols)
-        - {"action", "reward", "propensity", "action_probs", "timestamp"}
-        - {
-            "context",
-            "catalog_id",
-        }
-    )
+    known = [*MAPPED_COLUMNS, *LISTED_COLUMNS, *OTHER_COLUMN_KEYS]
+    unknown = sorted(set(cols) - set(known))
     if unknown:
-        raise ConfigError(
-            f"columns: unknown key '{sorted(unknown)[0]}' (known: action, reward, propensity, "
-            "action_probs, timestamp, context, catalog_id)"
-        )
-    context = cols.get("context")
-    if context is not None and (isinstance(context, str) or not hasattr(context, "__iter__")):
-        raise ConfigError(f"columns.context must be a list of column names, got {context!r}")
-    return {
-        "column_map": mapping,
-        "context_columns": None if context is None else [str(c) for c in context],
-        "catalog_id_column": None if cols.get("catalog_id") is None else str(cols["catalog_id"]),
+        raise ConfigError(f"columns: unknown key '{unknown[0]}' (known: {', '.join(known)})")
+    options: dict[str, Any] = {
+        "column_map": {k: str(cols[k]) for k in MAPPED_COLUMNS if cols.get(k) is not None}
     }
+    for key, keyword in LISTED_COLUMNS.items():
+        value = cols.get(key)
+        if value is not None and (isinstance(value, str) or not hasattr(value, "__iter__")):
+            raise ConfigError(f"columns.{key} must be a list of column names, got {value!r}")
+        if key == "context":
+            options[keyword] = None if value is None else [str(c) for c in value]
+        else:
+            options[keyword] = [] if value is None else [str(c) for c in value]
+    for key in ("catalog_id", "user", "reward_type"):
+        value = cols.get(key)
+        options[OTHER_COLUMN_KEYS[key]] = None if value is None else str(value)
+    span = cols.get("reward_range")
+    if span is not None:
+        if isinstance(span, str) or not hasattr(span, "__len__") or len(span) != 2:
+            raise ConfigError(f"columns.reward_range must be [min, max], got {span!r}")
+        try:
+            span = [float(v) for v in span]
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"columns.reward_range must be two numbers [min, max], got {list(span)!r}"
+            ) from None
+    options["reward_range"] = span
+    return options

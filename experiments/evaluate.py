@@ -90,15 +90,21 @@ def validate(cfg: DictConfig):
             )
         from bandits.data import iter_log_batches
 
-        options = common.log_options(cfg)
-        if options["column_map"] or options["catalog_id_column"] or options["context_columns"]:
-            raise ConfigError(
-                "stream.enabled=true reads logs in our column names; a columns mapping works "
-                "with the whole log only (for now): rename the parquet columns first"
-            )
-        batches = iter_log_batches(logs, catalog, batch_rows=int(cfg.stream.batch_rows))
+        batches = iter_log_batches(
+            logs,
+            catalog,
+            batch_rows=int(cfg.stream.batch_rows),
+            target_columns=policy.target_columns,
+            **common.log_options(cfg),
+        )
         return batches, policy, mode, estimators
-    data = load_log(logs, catalog=catalog, seed=int(cfg.seed), **common.log_options(cfg))
+    data = load_log(
+        logs,
+        catalog=catalog,
+        seed=int(cfg.seed),
+        target_columns=policy.target_columns,  # e.g. policy=given's: never context
+        **common.log_options(cfg),
+    )
     print_reordered(data)
     return data, policy, mode, estimators
 

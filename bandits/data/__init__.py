@@ -17,8 +17,9 @@ Required columns (``propensity``: see below)
                     (``propensity_source="estimated"``; see :mod:`bandits.ope.propensity`).
 
 Optional columns
-    ``timestamp``, ``user_id`` / ``user_key``, ``position`` (and the simulator's ``round``,
-    ``day``): bookkeeping, not context;
+    ``timestamp``, ``user_id`` / ``user_key`` (and the simulator's ``round``, ``day``):
+    bookkeeping, not context (a slot ``position`` is context, as it shapes the response;
+    ``load_log(exclude_columns=["position"])`` leaves it out);
     the time column (``timestamp``, or ``load_log(time_column=...)``; datetimes, dates,
     numbers, or CSV text parsed as datetimes; no nulls): the log is sorted by it (stably;
     ``LoggedData.reordered`` says whether rows moved) and

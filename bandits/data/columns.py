@@ -26,7 +26,7 @@ Rules (all cheap: one ``n_unique`` per candidate column):
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import polars as pl
 
@@ -63,11 +63,25 @@ def _normalised(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", name.strip().lower())
 
 
-def identifier_like_columns(frame: pl.DataFrame, columns: Sequence[str]) -> dict[str, str]:
-    """``{column: reason}`` for the ``columns`` of ``frame`` that look like identifiers, row
-    indexes or personal data (rules in the module docstring), in ``columns`` order."""
+def identifier_like_columns(
+    frame: pl.DataFrame | None,
+    columns: Sequence[str],
+    *,
+    schema: pl.Schema | None = None,
+    distinct: Callable[[Sequence[str]], tuple[int, dict[str, int]]] | None = None,
+) -> dict[str, str]:
+    """``{column: reason}`` for the ``columns`` that look like identifiers, row indexes or
+    personal data (rules in the module docstring), in ``columns`` order.
+
+    The counts come from ``frame`` (``n_unique`` per candidate); for a log that is not in
+    memory pass ``schema`` and ``distinct(candidates) -> (rows, {column: distinct values})``
+    (e.g. one lazy aggregate over a scan)."""
+    if schema is None:
+        if frame is None:
+            raise ValueError("identifier_like_columns needs a frame or a schema")
+        schema = frame.schema
     out: dict[str, str] = {}
-    n = frame.height
+    candidates: list[str] = []
     for col in columns:
         key = _normalised(col)
         if key in _INDEX_NAMES or col.strip().lower() in _INDEX_NAMES:
@@ -76,15 +90,21 @@ def identifier_like_columns(frame: pl.DataFrame, columns: Sequence[str]) -> dict
             out[col] = "looks like personal data (its name)"
         elif _ID_NAME.search(key):
             out[col] = "looks like an identifier (its name)"
+        elif schema[col] == pl.String or schema[col].is_integer():
+            candidates.append(col)
+    if candidates:
+        if distinct is not None:
+            n, counts = distinct(candidates)
         else:
-            dtype = frame.schema[col]
-            if n >= MIN_ROWS_FOR_UNIQUENESS and (dtype == pl.String or dtype.is_integer()):
-                distinct = frame[col].n_unique()
-                if distinct >= UNIQUE_SHARE * n:
+            assert frame is not None
+            n, counts = frame.height, {c: frame[c].n_unique() for c in candidates}
+        if n >= MIN_ROWS_FOR_UNIQUENESS:
+            for col in candidates:
+                if counts[col] >= UNIQUE_SHARE * n:
                     out[col] = (
-                        f"looks like an identifier ({distinct:,} distinct values in {n:,} rows)"
+                        f"looks like an identifier ({counts[col]:,} distinct values in {n:,} rows)"
                     )
-    return out
+    return {c: out[c] for c in columns if c in out}
 
 
 def _summary(s: pl.Series) -> str:
@@ -144,7 +164,14 @@ def column_table(data: object) -> pl.DataFrame:
         elif col in BOOKKEEPING:
             role = "bookkeeping (not context)"
         elif col == getattr(data, "reward_column", "reward"):
-            role = "reward"
+            kind = getattr(data, "reward_type", None)
+            span = getattr(data, "reward_range", None)
+            if kind:
+                role = f"reward ({kind}, declared)"
+            elif span:
+                role = f"reward (in [{span[0]:g}, {span[1]:g}])"
+            else:
+                role = "reward"
         else:
             role = "unused"
         s = frame[col]

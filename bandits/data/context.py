@@ -20,7 +20,10 @@ from bandits.errors import DataError
 from bandits.features import CategoricalFeature, FeatureSchema, NumericFeature
 
 MAX_LEVELS = 200
-_HINT = "pass context_columns= or features= to choose the context"
+_HINT = (
+    "declare it numeric= (columns.numeric) or exclude_columns= (columns.exclude), or pass "
+    "context_columns= or features= to choose the context"
+)
 
 
 def choose_context(

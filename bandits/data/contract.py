@@ -33,7 +33,7 @@ PROPENSITY_SOURCES: tuple[str, ...] = ("logged", "estimated")
 
 #: Optional bookkeeping columns: never context unless named in ``context_columns``.
 #: (``round`` and ``day`` are the simulator's opportunity and day indices.)
-BOOKKEEPING: tuple[str, ...] = ("timestamp", "user_id", "user_key", "position", "round", "day")
+BOOKKEEPING: tuple[str, ...] = ("timestamp", "user_id", "user_key", "round", "day")
 #: Cost columns recognised by default (outcomes, never context).
 DEFAULT_COSTS: tuple[str, ...] = ("unsubscribed",)
 #: Simulation-only ground truth: ``expected_reward`` and every column prefixed ``true_``.
@@ -129,6 +129,10 @@ class LoggedData:
         excluded_columns: ``(column, reason)`` of columns left out of a *detected* context
             because they look like identifiers, row indexes or personal data
             (:mod:`bandits.data.columns`).
+        reward_type: the declared reward type (:data:`bandits.data.validate.REWARD_TYPES`)
+            or None when not declared.
+        reward_range: the declared ``(r_min, r_max)`` (a ``click`` reward: ``(0, 1)``) the
+            estimators' intervals and bounds use, or None (they infer it from the rewards).
         cutoff: for the evaluation part of a time split
             (:func:`bandits.offline.split_log`), the time of its first row: training rows
             are at or before it, evaluation rows at or after it; else None.
@@ -157,6 +161,8 @@ class LoggedData:
     cutoff: dt.datetime | dt.date | float | int | None = None
     reward_column: str = REWARD
     excluded_columns: tuple[tuple[str, str], ...] = ()
+    reward_type: str | None = None
+    reward_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.propensity_source not in PROPENSITY_SOURCES:

@@ -39,15 +39,17 @@ from bandits.data.io import (
     scan,
 )
 from bandits.data.validate import (
+    REWARD_TYPES,
     LogArrays,
     check_action_index,
     check_catalog,
     check_columns,
+    check_reward,
     time_order,
     time_values,
     validate_log,
 )
-from bandits.errors import ConfigError, DataError
+from bandits.errors import ConfigError, DataError, first_rows
 from bandits.features import FeatureSchema
 
 if TYPE_CHECKING:
@@ -388,6 +390,128 @@ def order_by_time(data: LoggedData, time_column: str | None = None) -> LoggedDat
     )
 
 
+def check_declarations(
+    context_columns: Sequence[str] | None,
+    features: object | None,
+    categorical: Sequence[str],
+    numeric: Sequence[str],
+    exclude_columns: Sequence[str],
+    user_column: str | None,
+    reward_type: str | None = None,
+) -> None:
+    """Config-level checks of :func:`load_log`'s column declarations (before any reading)."""
+    if reward_type is not None and reward_type not in REWARD_TYPES:
+        raise ConfigError(
+            f"reward_type must be one of {', '.join(REWARD_TYPES)} (or null), got {reward_type!r}"
+        )
+    for name, value in (
+        ("categorical", categorical),
+        ("numeric", numeric),
+        ("exclude_columns", exclude_columns),
+    ):
+        if isinstance(value, str):
+            raise ConfigError(f"{name} must be a list of column names, got {value!r}")
+    both = sorted(set(categorical) & set(numeric))
+    if both:
+        raise ConfigError(f"column '{both[0]}' is declared both categorical and numeric")
+    if (categorical or numeric) and features is not None:
+        raise ConfigError(
+            "categorical / numeric declarations apply to inferred features; the given "
+            "feature schema already fixes how each column is encoded"
+        )
+    chosen = set(context_columns or ())
+    for col in [*exclude_columns, *([user_column] if user_column else [])]:
+        if col in chosen:
+            raise ConfigError(f"column '{col}' is both a context column and excluded from it")
+    for col in [*categorical, *numeric]:
+        if col in exclude_columns or col == user_column:
+            raise ConfigError(f"column '{col}' is declared a feature and excluded from the context")
+
+
+def _declared_exclusions(
+    label: str, columns: Sequence[str], exclude_columns: Sequence[str], user_column: str | None
+) -> dict[str, str]:
+    """``{column: reason}`` for the columns the caller keeps out of the context (checked to
+    exist in the log)."""
+    out: dict[str, str] = {}
+    for col in exclude_columns:
+        out[col] = "excluded by the column mapping"
+    if user_column:
+        out[user_column] = "the user column: an identifier, never a feature"
+    missing = [c for c in out if c not in columns]
+    if missing:
+        raise DataError(
+            f"log '{label}': excluded column '{missing[0]}' is not in the log "
+            f"(columns: {', '.join(columns)})"
+        )
+    return out
+
+
+def exclude_from_context(
+    plan: LogPlan,
+    *,
+    detected: bool,
+    exclude_columns: Sequence[str] = (),
+    user_column: str | None = None,
+    declared_features: Sequence[str] = (),
+    frame: pl.DataFrame | None = None,
+    distinct: Callable[[Sequence[str]], tuple[int, dict[str, int]]] | None = None,
+) -> tuple[LogPlan, dict[str, str]]:
+    """``plan`` without the context columns the caller excluded (``exclude_columns``,
+    ``user_column``) and, when the context was ``detected`` (neither context columns nor a
+    feature schema given), without the ones that look like identifiers, indexes or personal
+    data (:func:`~bandits.data.columns.identifier_like_columns` on ``frame``, or ``distinct``
+    counts for a scan); columns in ``declared_features`` are never flagged. Returns the plan
+    and ``{column: reason}`` of what was left out, in column order."""
+    declared = _declared_exclusions(plan.label, plan.schema.names(), exclude_columns, user_column)
+    excluded = {c: why for c, why in declared.items() if c in plan.context_columns}
+    if detected and plan.features is None:
+        candidates = [
+            c for c in plan.context_columns if c not in declared and c not in declared_features
+        ]
+        excluded |= identifier_like_columns(
+            frame, candidates, schema=plan.schema, distinct=distinct
+        )
+    if not excluded:
+        return plan, {}
+    kept = tuple(c for c in plan.context_columns if c not in excluded)
+    ordered = {c: excluded[c] for c in plan.context_columns if c in excluded}
+    return dataclasses.replace(plan, context_columns=kept), ordered
+
+
+def _apply_overrides(
+    frame: pl.DataFrame,
+    context: Sequence[str],
+    categorical: Sequence[str],
+    numeric: Sequence[str],
+) -> pl.DataFrame:
+    """``frame`` with the ``categorical`` columns as text (one level per distinct value) and
+    the ``numeric`` ones as float64 (text parsed). Both must be context columns."""
+    for col in [*categorical, *numeric]:
+        if col not in context:
+            kind = "categorical" if col in categorical else "numeric"
+            raise DataError(
+                f"column '{col}' is declared {kind} but is not a context column "
+                f"(context: {', '.join(context) or 'none'})"
+            )
+    casts = [pl.col(c).cast(pl.String) for c in categorical]
+    for col in numeric:
+        s = frame[col]
+        if s.dtype.is_numeric():
+            casts.append(pl.col(col).cast(pl.Float64))
+            continue
+        parsed = s.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+        bad = (parsed.is_null() & s.is_not_null()).to_numpy()
+        if bad.any():
+            shown = ", ".join(repr(v) for v in s.filter(pl.Series(bad)).head(3).to_list())
+            raise DataError(
+                f"column '{col}': declared numeric but has values that are not numbers in "
+                f"{first_rows(bad)}, e.g. {shown}"
+            )
+        casts.append(parsed.alias(col))
+    return frame.with_columns(casts)
+
+
 #: Roles a user's column can be mapped to (``column_map={"action": "item_id", ...}``).
 MAPPABLE_ROLES: tuple[str, ...] = (ACTION, REWARD, PROPENSITY, ACTION_PROBS, TIME)
 
@@ -441,6 +565,12 @@ def load_log(
     time_column: str | None = TIME,
     column_map: Mapping[str, str | None] | None = None,
     catalog_id_column: str | None = None,
+    reward_type: str | None = None,
+    reward_range: Sequence[float] | None = None,
+    categorical: Sequence[str] = (),
+    numeric: Sequence[str] = (),
+    exclude_columns: Sequence[str] = (),
+    user_column: str | None = None,
 ) -> LoggedData:
     """Read, validate and index a whole decision log.
 
@@ -493,6 +623,17 @@ def load_log(
             "timestamp": "ts"}`` (roles: :data:`MAPPABLE_ROLES`); the columns are renamed to
             the roles before anything else, so every rule below applies to them.
         catalog_id_column: the catalog's id column when it is not ``variant_id``.
+        reward_type: the declared kind of reward, ``"click"`` (0/1), ``"count"`` or
+            ``"revenue"`` (:data:`~bandits.data.validate.REWARD_TYPES`): rewards breaking it
+            are an error naming the first rows (a ``-1`` in a click log); ``"click"`` fixes
+            the range the intervals and bounds use to [0, 1].
+        reward_range: the declared ``[min, max]`` of the reward: rewards outside are an
+            error; intervals are clipped to it and the support bounds use it.
+        categorical: context columns to one-hot encode whatever their type (e.g. integer
+            store codes); ``numeric``: context columns to read as numbers (text is parsed;
+            unparseable values are an error). Both apply to inferred features only.
+        exclude_columns: columns never used as context (recorded in ``excluded_columns``).
+        user_column: the column identifying the user: never context, whatever the rules.
 
     Returns:
         LoggedData with ``action``, ``reward``, ``propensity`` of shape ``(n,)`` and
@@ -503,6 +644,9 @@ def load_log(
             (null or unparseable times included; row numbers are the file's).
     """
     check_action_index(action_index)
+    check_declarations(
+        context_columns, features, categorical, numeric, exclude_columns, user_column
+    )
     source: LogSource | None = None
     mapping = dict(column_map or {})
     if isinstance(path, pl.DataFrame):
@@ -552,22 +696,30 @@ def load_log(
         propensity="ignore" if plan.estimate_propensity else "require",
         action_index=action_index,
     )
+    declared_range = check_reward(arrays.reward, reward_column, reward_type, reward_range)
+    if categorical or numeric:  # before reordering: error rows are the file's
+        frame = _apply_overrides(arrays.frame, plan.context_columns, categorical, numeric)
+        arrays = dataclasses.replace(arrays, frame=frame)
     reordered = False
     if plan.time_column is not None:
         order = time_order(time_values(arrays.frame[plan.time_column]))
         if order is not None:
             arrays, reordered = _reorder(arrays, order), True
-    excluded: dict[str, str] = {}
-    if plan.features is None and context_columns is None:  # detected context: no ids in it
-        excluded = identifier_like_columns(arrays.frame, plan.context_columns)
-        if excluded:
-            kept = tuple(c for c in plan.context_columns if c not in excluded)
-            plan = dataclasses.replace(plan, context_columns=kept)
+    plan, excluded = exclude_from_context(
+        plan,
+        detected=context_columns is None,
+        exclude_columns=exclude_columns,
+        user_column=user_column,
+        declared_features=(*categorical, *numeric),
+        frame=arrays.frame,
+    )
     schema_f = plan.features or infer_features(arrays.frame, plan.context_columns)
     extra: dict[str, Any] = {
         "reordered": reordered,
         "reward_column": reward_column,
         "excluded_columns": tuple(excluded.items()),
+        "reward_type": reward_type,
+        "reward_range": declared_range,
     }
     if not plan.estimate_propensity:
         return dataclasses.replace(assemble(plan, arrays, schema_f), **extra)

@@ -11,7 +11,7 @@ over only the columns concerned, so every batch shares one catalog and one schem
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import polars as pl
 
@@ -21,13 +21,45 @@ from bandits.data.io import PathLike, collect, collect_schema, resolve_source, s
 from bandits.data.load import (
     CatalogLike,
     FeaturesLike,
+    LogPlan,
     TargetColumns,
     assemble,
+    check_declarations,
+    column_renames,
+    exclude_from_context,
     plan_log,
     read_catalog,
 )
-from bandits.data.validate import catalog_of_size, check_action_index, validate_log
+from bandits.data.validate import (
+    catalog_of_size,
+    check_action_index,
+    check_reward,
+    validate_log,
+)
 from bandits.errors import ConfigError, DataError
+
+
+def _lazy_overrides(
+    lf: pl.LazyFrame, plan: LogPlan, categorical: Sequence[str], numeric: Sequence[str]
+) -> pl.LazyFrame:
+    """The scan with the ``categorical`` context columns cast to text and the ``numeric``
+    ones to float64 (numeric columns only: parsing text needs the whole log)."""
+    for col in [*categorical, *numeric]:
+        if col not in plan.context_columns:
+            kind = "categorical" if col in categorical else "numeric"
+            raise DataError(
+                f"column '{col}' is declared {kind} but is not a context column "
+                f"(context: {', '.join(plan.context_columns) or 'none'})"
+            )
+    for col in numeric:
+        if not plan.schema[col].is_numeric():
+            raise DataError(
+                f"column '{col}' is declared numeric but is {plan.schema[col]}: streaming "
+                "does not parse text; load the log whole, or write the column as numbers"
+            )
+    casts = [pl.col(c).cast(pl.String) for c in categorical]
+    casts += [pl.col(c).cast(pl.Float64) for c in numeric]
+    return lf.with_columns(casts) if casts else lf
 
 
 def _frames(lf: pl.LazyFrame, label: str, total: int, batch_rows: int) -> Iterator[pl.DataFrame]:
@@ -64,6 +96,14 @@ def iter_log_batches(
     features: FeaturesLike | None = None,
     required_context: Sequence[str] = (),
     action_index: str = "id",
+    column_map: Mapping[str, str | None] | None = None,
+    catalog_id_column: str | None = None,
+    reward_type: str | None = None,
+    reward_range: Sequence[float] | None = None,
+    categorical: Sequence[str] = (),
+    numeric: Sequence[str] = (),
+    exclude_columns: Sequence[str] = (),
+    user_column: str | None = None,
 ) -> Iterator[LoggedData]:
     """Stream a parquet log (a file, a directory of parts or the simulate app's layout, or a
     glob) as validated :class:`LoggedData` batches of ``batch_rows`` rows, in log order.
@@ -83,6 +123,13 @@ def iter_log_batches(
     raises DataError when its batch is reached (earlier batches were already yielded).
     Streaming needs the ``propensity`` column (estimating a logging policy needs the whole
     log: use :func:`~bandits.data.load_log`, which estimates it when the column is absent).
+
+    The column declarations (``column_map``, ``catalog_id_column``, ``reward_type``,
+    ``reward_range``, ``categorical``, ``numeric``, ``exclude_columns``, ``user_column``)
+    mean what they mean for :func:`~bandits.data.load_log`; a detected context leaves out
+    identifier-like columns by the same rules, with distinct counts from one approximate
+    lazy aggregate (HyperLogLog, ``approx_n_unique``) over the scan. ``numeric`` takes
+    numeric columns only when streaming (text is parsed by ``load_log``).
     """
     if int(batch_rows) < 1:
         raise ConfigError(f"batch_rows must be >= 1, got {batch_rows}")
@@ -93,12 +140,20 @@ def iter_log_batches(
             f"cannot stream log '{source.label}': streaming reads parquet; "
             "use load_log for CSV or convert it with write_log(frame, 'log.parquet')"
         )
+    check_declarations(
+        context_columns, features, categorical, numeric, exclude_columns, user_column
+    )
     lf = scan(source)
+    renames = column_renames(
+        dict(column_map or {}), list(collect_schema(lf, source.label)), source.label
+    )
+    if renames:
+        lf = lf.rename(renames)
     schema = collect_schema(lf, source.label)
     plan = plan_log(
         source.label,
         schema,
-        catalog=read_catalog(catalog, source.catalog),
+        catalog=read_catalog(catalog, source.catalog, catalog_id_column),
         metadata=source.metadata,
         context_columns=context_columns,
         reward_column=reward_column,
@@ -120,11 +175,34 @@ def iter_log_batches(
         shared_catalog = _inferred_catalog(lf, plan.schema, source.label)
         inferred = shared_catalog is not None
         index_by = "position"  # the inferred catalog's rows are the integer actions
+
+    def distinct(cols: Sequence[str]) -> tuple[int, dict[str, int]]:
+        counts = collect(
+            lf.select(pl.col(c).approx_n_unique().alias(c) for c in cols),
+            source.label,
+            streaming=True,
+        ).row(0, named=True)
+        return total, {c: min(int(counts[c]), total) for c in cols}  # an estimate: ±~1%
+
+    plan, excluded = exclude_from_context(
+        plan,
+        detected=context_columns is None,
+        exclude_columns=exclude_columns,
+        user_column=user_column,
+        declared_features=(*categorical, *numeric),
+        distinct=distinct,
+    )
+    lf = _lazy_overrides(lf, plan, categorical, numeric)
     schema_f = plan.features or infer_features_lazy(
-        lf, plan.schema, plan.context_columns, source.label
+        lf, collect_schema(lf, source.label), plan.context_columns, source.label
     )
 
     projected = lf if plan.read_columns is None else lf.select(plan.read_columns)
+    extra = {
+        "excluded_columns": tuple(excluded.items()),
+        "reward_column": reward_column,
+        "reward_type": reward_type,
+    }
 
     def batches() -> Iterator[LoggedData]:
         offset = 0
@@ -137,7 +215,11 @@ def iter_log_batches(
                 row_offset=offset,
                 action_index=index_by,
             )
+            declared = check_reward(
+                arrays.reward, reward_column, reward_type, reward_range, offset=offset
+            )
             data = assemble(plan, arrays, schema_f, row_offset=offset)
+            data = dataclasses.replace(data, reward_range=declared, **extra)
             if inferred:
                 data = dataclasses.replace(data, catalog_inferred=True)
             yield data

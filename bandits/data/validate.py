@@ -490,6 +490,97 @@ def _propensity_column(s: pl.Series, offset: int) -> NDArray[np.float64]:
     return p
 
 
+# ---------------------------------------------------------------- reward
+
+#: Declared reward types (``load_log(reward_type=...)``, config ``columns.reward_type``):
+#: ``click`` 0/1 outcomes (clicks, conversions; range [0, 1]); ``count`` non-negative
+#: integers (clicks per send, items bought); ``revenue`` non-negative amounts (refunds need a
+#: declared ``reward_range`` with a negative minimum).
+REWARD_TYPES: tuple[str, ...] = ("click", "count", "revenue")
+
+
+def check_reward(
+    reward: NDArray[np.float64],
+    column: str,
+    reward_type: str | None = None,
+    reward_range: Sequence[float] | None = None,
+    offset: int = 0,
+) -> tuple[float, float] | None:
+    """Check ``reward (n,)`` against its declared type and range; return the declared range
+    the estimators' intervals and bounds use (``click``: ``(0, 1)``; a declared
+    ``reward_range`` wins for every type), or None when nothing was declared (the
+    estimators then infer it: [0, 1] if every reward is in it, else the observed range).
+
+    Raises:
+        ConfigError: an unknown type, or a range that is not ``[min, max]`` with min < max
+            (or, for ``click``, not inside [0, 1]).
+        DataError: one line naming the column and the first rows whose reward breaks the
+            declaration, e.g. ``column 'click': values other than 0 and 1 (declared
+            reward_type=click) in rows [3, 17] (2 in all), e.g. -1.0``.
+    """
+    if reward_type is not None and reward_type not in REWARD_TYPES:
+        raise ConfigError(
+            f"reward_type must be one of {', '.join(REWARD_TYPES)} (or null), got {reward_type!r}"
+        )
+    declared: tuple[float, float] | None = None
+    if reward_range is not None:
+        try:
+            lo, hi = (float(v) for v in reward_range)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"reward_range must be [min, max] (two numbers), got {reward_range!r}"
+            ) from None
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            raise ConfigError(f"reward_range must be finite with min < max, got [{lo}, {hi}]")
+        declared = (lo, hi)
+    said = f"declared reward_type={reward_type}"
+    if reward_type == "click":
+        if declared is not None and (declared[0] < 0.0 or declared[1] > 1.0):
+            raise ConfigError(f"reward_type=click has rewards in [0, 1]; reward_range={declared}")
+        bad = (reward != 0.0) & (reward != 1.0)
+        if bad.any():
+            raise _fail(
+                column,
+                f"values other than 0 and 1 ({said})",
+                bad,
+                offset,
+                reward[bad][:_SHOWN].tolist(),
+            )
+        declared = declared or (0.0, 1.0)
+    elif reward_type == "count":
+        bad = (reward < 0.0) | (reward != np.floor(reward))
+        if bad.any():
+            raise _fail(
+                column,
+                f"values that are not counts 0, 1, 2, … ({said})",
+                bad,
+                offset,
+                reward[bad][:_SHOWN].tolist(),
+            )
+    elif reward_type == "revenue" and declared is None:
+        bad = reward < 0.0
+        if bad.any():
+            raise _fail(
+                column,
+                f"negative values ({said}; declare reward_range with a negative minimum "
+                "if refunds are rewards)",
+                bad,
+                offset,
+                reward[bad][:_SHOWN].tolist(),
+            )
+    if declared is not None:
+        bad = (reward < declared[0]) | (reward > declared[1])
+        if bad.any():
+            raise _fail(
+                column,
+                f"values outside the declared reward_range [{declared[0]:g}, {declared[1]:g}]",
+                bad,
+                offset,
+                reward[bad][:_SHOWN].tolist(),
+            )
+    return declared
+
+
 # ---------------------------------------------------------------- time
 
 

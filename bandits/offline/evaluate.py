@@ -309,6 +309,7 @@ def evaluate_policy(
             target_probs=pi,
             logging_probs=mu,
             check_propensities=source != "estimated",
+            reward_range=data.reward_range,
             **kwargs,
         )
     timings["estimators"] = time.perf_counter() - t0
@@ -361,6 +362,7 @@ def evaluate_stream(
                 propensity=batch.propensity,
                 target_probs=pi,
                 logging_probs=batch.logging_probs,
+                reward_range=batch.reward_range,
                 **kwargs,
             )
             key = type(est).name

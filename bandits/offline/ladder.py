@@ -109,7 +109,11 @@ def offline_ladder(
             "check_propensities": source != "estimated",
         }
         estimate, value = est.estimate_with_terms(
-            reward=test.reward, reward_hat=q, logging_probs=mu, **common
+            reward=test.reward,
+            reward_hat=q,
+            logging_probs=mu,
+            reward_range=test.reward_range,
+            **common,
         )
         truth = None if q_star is None else np.einsum("ik,ik->i", pi, q_star)
         cost_terms = None

@@ -132,9 +132,11 @@ def test_columns_projection_and_explicit_context(tmp_path: Path) -> None:
 def test_context_detection_skips_outcomes_bookkeeping_and_truth() -> None:
     frame, _ = variant_log()
     schema = frame.with_columns(
-        pl.lit(1).alias("position"), pl.lit(None).alias("nothing"), pl.lit(0.5).alias("clicks")
+        pl.lit(1).alias("round"), pl.lit(None).alias("nothing"), pl.lit(0.5).alias("clicks")
     ).schema
     assert detect_context_columns(schema) == ("channel", "hour", "spend", "clicks")
+    slot = frame.with_columns(pl.lit(1).alias("position")).schema  # a slot shapes clicks
+    assert "position" in detect_context_columns(slot)
     assert detect_context_columns(schema, reward_column="clicks", cost_columns=()) == (
         "unsubscribed",
         "channel",

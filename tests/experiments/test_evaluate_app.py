@@ -238,3 +238,48 @@ def test_a_log_with_other_column_names_via_the_columns_mapping(tmp_path, log_dir
     errors = [ln for ln in bad.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "column mapping reward=clicks" in errors[0], bad.stderr
     assert not (tmp_path / "x" / "mlflow.db").exists()
+
+
+def test_a_declared_click_log_with_a_minus_one_stops_before_any_run(tmp_path, log_dir):
+    """reward −1 in a log declared a click log (columns.reward_type=click) is one line naming
+    the column and rows; the same log streamed through the mapping evaluates like the whole
+    log (identical IPS estimate)."""
+    frame = pl.read_parquet(log_dir / "decision_log.parquet").drop("action_probs")
+    theirs = frame.rename(
+        {"action": "item_id", "reward": "click", "propensity": "propensity_score"}
+    )
+    catalog = pl.read_parquet(log_dir / "catalog.parquet").rename({"variant_id": "item_id"})
+    catalog.write_parquet(tmp_path / "their_catalog.parquet")
+    broken = theirs.with_columns(
+        pl.when(pl.int_range(pl.len()).is_in([4, 9])).then(-1.0).otherwise("click").alias("click")
+    )
+    broken.write_parquet(tmp_path / "broken.parquet")
+    common = [
+        f"catalog={tmp_path / 'their_catalog.parquet'}",
+        "columns=example_ecommerce",
+        "policy=fixed",
+        "policy.variant=home_friendly_20off",
+        "estimators=[ips]",
+    ]
+    bad = _cli(tmp_path, f"logs={tmp_path / 'broken.parquet'}", *common)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
+    errors = [ln for ln in bad.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1, bad.stderr
+    assert "column 'reward'" in errors[0] and "reward_type=click" in errors[0], errors[0]
+    assert "rows [4, 9]" in errors[0], errors[0]
+    assert not (tmp_path / "mlflow.db").exists()
+    theirs.write_parquet(tmp_path / "theirs.parquet", row_group_size=1000)
+    for stream in ("false", "true"):
+        run = _cli(
+            tmp_path,
+            f"logs={tmp_path / 'theirs.parquet'}",
+            *common,
+            f"stream.enabled={stream}",
+            "stream.batch_rows=1500",
+            "interval=analytic",
+        )
+        assert run.returncode == 0, run.stderr
+    whole, streamed = sorted(_runs(tmp_path), key=lambda r: r.info.start_time)
+    assert whole.data.metrics["ips.value"] == pytest.approx(
+        streamed.data.metrics["ips.value"], rel=1e-12
+    )
