@@ -318,6 +318,8 @@ LISTED_COLUMNS: dict[str, str] = {
     "categorical": "categorical",
     "numeric": "numeric",
 }
+#: ``columns.<key>`` holding ``{our name: your column}`` renames, and its keyword.
+RENAMED_COLUMNS: dict[str, str] = {"rename": "rename", "catalog_rename": "catalog_rename"}
 #: every other ``columns.<key>`` and its ``load_log`` keyword.
 OTHER_COLUMN_KEYS: dict[str, str] = {
     "catalog_id": "catalog_id_column",
@@ -334,7 +336,7 @@ def log_options(cfg: Any) -> dict[str, Any]:
     ``configs/columns/none.yaml``). Unknown keys and malformed values are one-line
     ConfigErrors."""
     cols = cfg.get("columns") or {}
-    known = [*MAPPED_COLUMNS, *LISTED_COLUMNS, *OTHER_COLUMN_KEYS]
+    known = [*MAPPED_COLUMNS, *LISTED_COLUMNS, *RENAMED_COLUMNS, *OTHER_COLUMN_KEYS]
     unknown = sorted(set(cols) - set(known))
     if unknown:
         raise ConfigError(f"columns: unknown key '{unknown[0]}' (known: {', '.join(known)})")
@@ -349,6 +351,14 @@ def log_options(cfg: Any) -> dict[str, Any]:
             options[keyword] = None if value is None else [str(c) for c in value]
         else:
             options[keyword] = [] if value is None else [str(c) for c in value]
+    for key, keyword in RENAMED_COLUMNS.items():
+        value = cols.get(key) or {}
+        if not hasattr(value, "items"):
+            raise ConfigError(
+                f"columns.{key} must map our names to your columns, e.g. "
+                f"{{segment: crm_segment}}, got {value!r}"
+            )
+        options[keyword] = {str(k): str(v) for k, v in value.items() if v is not None}
     for key in ("catalog_id", "user", "reward_type"):
         value = cols.get(key)
         options[OTHER_COLUMN_KEYS[key]] = None if value is None else str(value)

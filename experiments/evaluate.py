@@ -55,7 +55,8 @@ def print_reordered(data: Any) -> None:
     from bandits.data.columns import column_lines, column_table
 
     if getattr(data, "reordered", False):
-        print(f"log rows were out of time order; ordered by '{data.time_column}'", file=sys.stderr)
+        column = data.original_name(data.time_column)
+        print(f"log rows were out of time order; ordered by '{column}'", file=sys.stderr)
     print(f"columns of {data.source} ({data.n:,} rows):", file=sys.stderr)
     print("\n".join(column_lines(column_table(data))), file=sys.stderr)
 

@@ -124,7 +124,8 @@ def _summary(s: pl.Series) -> str:
 
 
 def column_table(data: object) -> pl.DataFrame:
-    """One row per column of a loaded log (``LoggedData``): ``column``, ``role``, ``type``,
+    """One row per column of a loaded log (``LoggedData``): ``column`` (our name),
+    ``file_column`` (its name in the file, when a mapping renamed it), ``role``, ``type``,
     ``summary`` and, for excluded columns, ``reason``."""
     from bandits.data.contract import (
         ACTION,
@@ -141,6 +142,7 @@ def column_table(data: object) -> pl.DataFrame:
     excluded = dict(getattr(data, "excluded_columns", ()))
     time_column = getattr(data, "time_column", None)
     source = getattr(data, "propensity_source", "logged")
+    renamed = dict(getattr(data, "renamed_from", ()))
     rows = []
     for col in frame.columns:
         if col == ACTION:
@@ -184,6 +186,7 @@ def column_table(data: object) -> pl.DataFrame:
         rows.append(
             {
                 "column": col,
+                "file_column": renamed.get(col, col),
                 "role": role,
                 "type": str(s.dtype) if len(str(s.dtype)) <= 14 else str(s.dtype.base_type()),
                 "summary": summary,
@@ -194,6 +197,7 @@ def column_table(data: object) -> pl.DataFrame:
         rows,
         schema={
             "column": pl.String,
+            "file_column": pl.String,
             "role": pl.String,
             "type": pl.String,
             "summary": pl.String,
@@ -204,10 +208,17 @@ def column_table(data: object) -> pl.DataFrame:
 
 def column_lines(table: pl.DataFrame) -> list[str]:
     """The :func:`column_table` as console lines, one per column."""
-    width = max((len(c) for c in table["column"].to_list()), default=6)
+    names = [
+        (r["column"] or '""')
+        + (f" ← {r['file_column']}" if r.get("file_column", r["column"]) != r["column"] else "")
+        for r in table.iter_rows(named=True)
+    ]
+    width = max((len(c) for c in names), default=6)
+    role_width = max((len(r) for r in table["role"].to_list()), default=6)
     lines = []
-    for r in table.iter_rows(named=True):
-        name = r["column"] if r["column"] else '""'
+    for name, r in zip(names, table.iter_rows(named=True), strict=True):
         why = f" — {r['reason']}" if r["reason"] else ""
-        lines.append(f"  {name:<{width}}  {r['role']:<26}  {r['type']:<14}  {r['summary']}{why}")
+        lines.append(
+            f"  {name:<{width}}  {r['role']:<{role_width}}  {r['type']:<14}  {r['summary']}{why}"
+        )
     return lines

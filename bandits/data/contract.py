@@ -133,6 +133,8 @@ class LoggedData:
             or None when not declared.
         reward_range: the declared ``(r_min, r_max)`` (a ``click`` reward: ``(0, 1)``) the
             estimators' intervals and bounds use, or None (they infer it from the rewards).
+        renamed_from: ``(our name, your column)`` for every column a column mapping renamed
+            (``load_log(column_map=, rename=)``); messages and the column table use both.
         cutoff: for the evaluation part of a time split
             (:func:`bandits.offline.split_log`), the time of its first row: training rows
             are at or before it, evaluation rows at or after it; else None.
@@ -163,6 +165,11 @@ class LoggedData:
     excluded_columns: tuple[tuple[str, str], ...] = ()
     reward_type: str | None = None
     reward_range: tuple[float, float] | None = None
+    renamed_from: tuple[tuple[str, str], ...] = ()
+
+    def original_name(self, column: str) -> str:
+        """The name ``column`` has in the file (before a column mapping renamed it)."""
+        return dict(self.renamed_from).get(column, column)
 
     def __post_init__(self) -> None:
         if self.propensity_source not in PROPENSITY_SOURCES:

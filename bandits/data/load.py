@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -90,14 +91,25 @@ def read_catalog(
     catalog: CatalogLike | None,
     found: os.PathLike[str] | None,
     id_column: str | None = None,
+    rename: Mapping[str, str] | None = None,
 ) -> pl.DataFrame | None:
     """The checked catalog: ``catalog`` (frame or path) if given, else the one found beside
     the log, else None. ``id_column``: the catalog's column holding the variant ids, when it
-    is not ``variant_id`` (renamed to it)."""
+    is not ``variant_id`` (renamed to it); ``rename``: ``{our name: your column}`` for
+    catalog columns a policy reads by name (e.g. ``{"category": "item_category"}``)."""
     if catalog is None:
         catalog = found
     if catalog is None:
+        if rename:
+            raise DataError("catalog_rename is set but there is no catalog (pass catalog=)")
         return None
+    if rename:
+        table = (
+            catalog
+            if isinstance(catalog, pl.DataFrame)
+            else read_table(catalog, "catalog", text_columns=(id_column or VARIANT_ID,))
+        )
+        catalog = table.rename(column_renames({}, table.columns, "catalog", rename))
     if id_column and id_column != VARIANT_ID:
         table = (
             catalog
@@ -512,21 +524,46 @@ def _apply_overrides(
     return frame.with_columns(casts)
 
 
+@contextmanager
+def in_file_names(renames: Mapping[str, str]) -> Iterator[None]:
+    """Re-raise a DataError about a renamed column under the name it has in the file, e.g.
+    ``column 'reward'`` → ``column 'clicked' (read as reward)``; ``renames`` is
+    ``{your column: our name}``."""
+    try:
+        yield
+    except DataError as exc:
+        message = str(exc)
+        for theirs, ours in renames.items():
+            message = message.replace(f"column '{ours}'", f"column '{theirs}' (read as {ours})")
+        if message == str(exc):
+            raise
+        raise DataError(message) from None
+
+
 #: Roles a user's column can be mapped to (``column_map={"action": "item_id", ...}``).
 MAPPABLE_ROLES: tuple[str, ...] = (ACTION, REWARD, PROPENSITY, ACTION_PROBS, TIME)
 
 
 def column_renames(
-    column_map: Mapping[str, str | None], columns: Sequence[str], label: str
+    column_map: Mapping[str, str | None],
+    columns: Sequence[str],
+    label: str,
+    rename: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """``{user column: role}`` for a ``column_map`` of ``{role: user column}`` (``None``
-    entries are ignored), checked against the log's ``columns``: known roles only, mapped
-    columns present, and no other column already named like the role."""
+    entries are ignored) plus ``rename`` ``{our name: user column}`` for columns a policy
+    needs by name (``{"segment": "crm_segment", "last_viewed_category": "last_cat"}``),
+    checked against the log's ``columns``: known roles only in ``column_map``, mapped columns
+    present, and no other column already named like the target."""
     renames: dict[str, str] = {}
-    for role, name in column_map.items():
+    free = dict(rename or {})
+    overlap = sorted(set(free) & {r for r, c in column_map.items() if c is not None})
+    if overlap:
+        raise ConfigError(f"column mapping: '{overlap[0]}' is both a role and a rename target")
+    for role, name in [*column_map.items(), *free.items()]:
         if name is None or name == role:
             continue
-        if role not in MAPPABLE_ROLES:
+        if role not in MAPPABLE_ROLES and role not in free:
             raise ConfigError(
                 f"column mapping: unknown role '{role}' (known: {', '.join(MAPPABLE_ROLES)})"
             )
@@ -565,6 +602,8 @@ def load_log(
     time_column: str | None = TIME,
     column_map: Mapping[str, str | None] | None = None,
     catalog_id_column: str | None = None,
+    rename: Mapping[str, str] | None = None,
+    catalog_rename: Mapping[str, str] | None = None,
     reward_type: str | None = None,
     reward_range: Sequence[float] | None = None,
     categorical: Sequence[str] = (),
@@ -623,6 +662,10 @@ def load_log(
             "timestamp": "ts"}`` (roles: :data:`MAPPABLE_ROLES`); the columns are renamed to
             the roles before anything else, so every rule below applies to them.
         catalog_id_column: the catalog's id column when it is not ``variant_id``.
+        rename: ``{our name: your column}`` for context columns a policy reads by name
+            (``segment``, ``channel``, ``last_viewed_category``, ``days_since_view``), renamed
+            with ``column_map``; ``catalog_rename``: the same for the catalog's columns
+            (``category``, ``mentions_last_viewed``, ``channels``).
         reward_type: the declared kind of reward, ``"click"`` (0/1), ``"count"`` or
             ``"revenue"`` (:data:`~bandits.data.validate.REWARD_TYPES`): rewards breaking it
             are an error naming the first rows (a ``-1`` in a click log); ``"click"`` fixes
@@ -651,94 +694,97 @@ def load_log(
     mapping = dict(column_map or {})
     if isinstance(path, pl.DataFrame):
         label = "<frame>"
-        path = path.rename(column_renames(mapping, path.columns, label))
+        renames = column_renames(mapping, path.columns, label, rename)
+        path = path.rename(renames)
         lf, schema = path.lazy(), path.schema
-        checked_catalog = read_catalog(catalog, None, catalog_id_column)
+        checked_catalog = read_catalog(catalog, None, catalog_id_column, catalog_rename)
     else:
         source = resolve_source(path)
-        checked_catalog = read_catalog(catalog, source.catalog, catalog_id_column)
+        checked_catalog = read_catalog(catalog, source.catalog, catalog_id_column, catalog_rename)
         by_id = checked_catalog is not None and action_index == "id"
         label = source.label
         action_name = mapping.get(ACTION) or ACTION
         lf = scan(source, text_columns=(action_name,) if by_id else ())  # CSV ids stay text
-        renames = column_renames(mapping, list(collect_schema(lf, label)), label)
+        renames = column_renames(mapping, list(collect_schema(lf, label)), label, rename)
         if renames:
             lf = lf.rename(renames)
         schema = collect_schema(lf, label)
-    plan = plan_log(
-        label,
-        schema,
-        catalog=checked_catalog,
-        metadata=source.metadata if source else None,
-        context_columns=context_columns,
-        reward_column=reward_column,
-        cost_columns=cost_columns,
-        features=features,
-        required_context=required_context,
-        columns=columns,
-        target_columns=target_columns,
-        propensity=propensity,
-        time_column=time_column,
-    )
-    if isinstance(path, pl.DataFrame):
-        frame = path if plan.read_columns is None else path.select(plan.read_columns)
-    else:
-        if plan.read_columns is not None:
-            lf = lf.select(plan.read_columns)
-        frame = collect(lf, label)
-        if frame.height == 0:
-            raise DataError(f"log '{label}' is empty (0 rows)")
-    arrays = validate_log(
-        frame,
-        plan.catalog,
-        required_context=plan.required_context,
-        reward_column=reward_column,
-        propensity="ignore" if plan.estimate_propensity else "require",
-        action_index=action_index,
-    )
-    declared_range = check_reward(arrays.reward, reward_column, reward_type, reward_range)
-    if categorical or numeric:  # before reordering: error rows are the file's
-        frame = _apply_overrides(arrays.frame, plan.context_columns, categorical, numeric)
-        arrays = dataclasses.replace(arrays, frame=frame)
-    reordered = False
-    if plan.time_column is not None:
-        order = time_order(time_values(arrays.frame[plan.time_column]))
-        if order is not None:
-            arrays, reordered = _reorder(arrays, order), True
-    plan, excluded = exclude_from_context(
-        plan,
-        detected=context_columns is None,
-        exclude_columns=exclude_columns,
-        user_column=user_column,
-        declared_features=(*categorical, *numeric),
-        frame=arrays.frame,
-    )
-    schema_f = plan.features or infer_features(arrays.frame, plan.context_columns)
-    extra: dict[str, Any] = {
-        "reordered": reordered,
-        "reward_column": reward_column,
-        "excluded_columns": tuple(excluded.items()),
-        "reward_type": reward_type,
-        "reward_range": declared_range,
-    }
-    if not plan.estimate_propensity:
-        return dataclasses.replace(assemble(plan, arrays, schema_f), **extra)
-    fit = estimate_logging_policy_of(
-        arrays.frame,
-        arrays.action,
-        arrays.catalog.height,
-        plan.context_columns,
-        schema_f,
-        seed=seed,
-    )
-    arrays = dataclasses.replace(
-        arrays,
-        propensity=fit.probs[np.arange(arrays.frame.height), arrays.action],
-        logging_probs=fit.probs,
-    )
-    return dataclasses.replace(
-        assemble(plan, arrays, schema_f),
-        propensity_source="estimated",
-        propensity_model=fit.describe(),
-        **extra,
-    )
+    with in_file_names(renames):
+        plan = plan_log(
+            label,
+            schema,
+            catalog=checked_catalog,
+            metadata=source.metadata if source else None,
+            context_columns=context_columns,
+            reward_column=reward_column,
+            cost_columns=cost_columns,
+            features=features,
+            required_context=required_context,
+            columns=columns,
+            target_columns=target_columns,
+            propensity=propensity,
+            time_column=time_column,
+        )
+        if isinstance(path, pl.DataFrame):
+            frame = path if plan.read_columns is None else path.select(plan.read_columns)
+        else:
+            if plan.read_columns is not None:
+                lf = lf.select(plan.read_columns)
+            frame = collect(lf, label)
+            if frame.height == 0:
+                raise DataError(f"log '{label}' is empty (0 rows)")
+        arrays = validate_log(
+            frame,
+            plan.catalog,
+            required_context=plan.required_context,
+            reward_column=reward_column,
+            propensity="ignore" if plan.estimate_propensity else "require",
+            action_index=action_index,
+        )
+        declared_range = check_reward(arrays.reward, reward_column, reward_type, reward_range)
+        if categorical or numeric:  # before reordering: error rows are the file's
+            frame = _apply_overrides(arrays.frame, plan.context_columns, categorical, numeric)
+            arrays = dataclasses.replace(arrays, frame=frame)
+        reordered = False
+        if plan.time_column is not None:
+            order = time_order(time_values(arrays.frame[plan.time_column]))
+            if order is not None:
+                arrays, reordered = _reorder(arrays, order), True
+        plan, excluded = exclude_from_context(
+            plan,
+            detected=context_columns is None,
+            exclude_columns=exclude_columns,
+            user_column=user_column,
+            declared_features=(*categorical, *numeric),
+            frame=arrays.frame,
+        )
+        schema_f = plan.features or infer_features(arrays.frame, plan.context_columns)
+        extra: dict[str, Any] = {
+            "reordered": reordered,
+            "reward_column": reward_column,
+            "excluded_columns": tuple(excluded.items()),
+            "reward_type": reward_type,
+            "reward_range": declared_range,
+            "renamed_from": tuple((ours, theirs) for theirs, ours in renames.items()),
+        }
+        if not plan.estimate_propensity:
+            return dataclasses.replace(assemble(plan, arrays, schema_f), **extra)
+        fit = estimate_logging_policy_of(
+            arrays.frame,
+            arrays.action,
+            arrays.catalog.height,
+            plan.context_columns,
+            schema_f,
+            seed=seed,
+        )
+        arrays = dataclasses.replace(
+            arrays,
+            propensity=fit.probs[np.arange(arrays.frame.height), arrays.action],
+            logging_probs=fit.probs,
+        )
+        return dataclasses.replace(
+            assemble(plan, arrays, schema_f),
+            propensity_source="estimated",
+            propensity_model=fit.describe(),
+            **extra,
+        )

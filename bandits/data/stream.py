@@ -27,6 +27,7 @@ from bandits.data.load import (
     check_declarations,
     column_renames,
     exclude_from_context,
+    in_file_names,
     plan_log,
     read_catalog,
 )
@@ -98,6 +99,8 @@ def iter_log_batches(
     action_index: str = "id",
     column_map: Mapping[str, str | None] | None = None,
     catalog_id_column: str | None = None,
+    rename: Mapping[str, str] | None = None,
+    catalog_rename: Mapping[str, str] | None = None,
     reward_type: str | None = None,
     reward_range: Sequence[float] | None = None,
     categorical: Sequence[str] = (),
@@ -124,7 +127,8 @@ def iter_log_batches(
     Streaming needs the ``propensity`` column (estimating a logging policy needs the whole
     log: use :func:`~bandits.data.load_log`, which estimates it when the column is absent).
 
-    The column declarations (``column_map``, ``catalog_id_column``, ``reward_type``,
+    The column declarations (``column_map``, ``catalog_id_column``, ``rename``,
+    ``catalog_rename``, ``reward_type``,
     ``reward_range``, ``categorical``, ``numeric``, ``exclude_columns``, ``user_column``)
     mean what they mean for :func:`~bandits.data.load_log`; a detected context leaves out
     identifier-like columns by the same rules, with distinct counts from one approximate
@@ -145,7 +149,7 @@ def iter_log_batches(
     )
     lf = scan(source)
     renames = column_renames(
-        dict(column_map or {}), list(collect_schema(lf, source.label)), source.label
+        dict(column_map or {}), list(collect_schema(lf, source.label)), source.label, rename
     )
     if renames:
         lf = lf.rename(renames)
@@ -153,7 +157,7 @@ def iter_log_batches(
     plan = plan_log(
         source.label,
         schema,
-        catalog=read_catalog(catalog, source.catalog, catalog_id_column),
+        catalog=read_catalog(catalog, source.catalog, catalog_id_column, catalog_rename),
         metadata=source.metadata,
         context_columns=context_columns,
         reward_column=reward_column,
@@ -202,22 +206,24 @@ def iter_log_batches(
         "excluded_columns": tuple(excluded.items()),
         "reward_column": reward_column,
         "reward_type": reward_type,
+        "renamed_from": tuple((ours, theirs) for theirs, ours in renames.items()),
     }
 
     def batches() -> Iterator[LoggedData]:
         offset = 0
         for frame in _frames(projected, source.label, total, int(batch_rows)):
-            arrays = validate_log(
-                frame,
-                shared_catalog,
-                required_context=plan.required_context,
-                reward_column=reward_column,
-                row_offset=offset,
-                action_index=index_by,
-            )
-            declared = check_reward(
-                arrays.reward, reward_column, reward_type, reward_range, offset=offset
-            )
+            with in_file_names(renames):
+                arrays = validate_log(
+                    frame,
+                    shared_catalog,
+                    required_context=plan.required_context,
+                    reward_column=reward_column,
+                    row_offset=offset,
+                    action_index=index_by,
+                )
+                declared = check_reward(
+                    arrays.reward, reward_column, reward_type, reward_range, offset=offset
+                )
             data = assemble(plan, arrays, schema_f, row_offset=offset)
             data = dataclasses.replace(data, reward_range=declared, **extra)
             if inferred:

@@ -192,3 +192,13 @@ def test_a_streamed_click_log_with_a_bad_reward_stops_at_its_batch(tmp_path):
     )
     with pytest.raises(DataError, match=r"rows \[2500\]"):
         list(batches)
+    frame.rename({"reward": "clicked"}).write_parquet(tmp_path / "theirs.parquet")
+    renamed = iter_log_batches(
+        tmp_path / "theirs.parquet",
+        tmp_path / "catalog.parquet",
+        batch_rows=1000,
+        reward_type="click",
+        column_map={"reward": "clicked"},
+    )
+    with pytest.raises(DataError, match=r"column 'clicked' \(read as reward\).*rows \[2500\]"):
+        list(renamed)

@@ -265,7 +265,8 @@ def test_a_declared_click_log_with_a_minus_one_stops_before_any_run(tmp_path, lo
     assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
     errors = [ln for ln in bad.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1, bad.stderr
-    assert "column 'reward'" in errors[0] and "reward_type=click" in errors[0], errors[0]
+    assert "column 'click' (read as reward)" in errors[0], errors[0]  # the file's name
+    assert "reward_type=click" in errors[0], errors[0]
     assert "rows [4, 9]" in errors[0], errors[0]
     assert not (tmp_path / "mlflow.db").exists()
     theirs.write_parquet(tmp_path / "theirs.parquet", row_group_size=1000)
