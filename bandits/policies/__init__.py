@@ -5,7 +5,7 @@
 ['ab_winner', 'beta_ts', 'epsilon_greedy']
 """
 
-from bandits.policies import baselines, linear, mab, offline, vw  # noqa: F401  (registration)
+from bandits.policies import baselines, given, linear, mab, offline, vw  # noqa: F401 (registration)
 from bandits.policies.base import Contexts, Decisions, Policy, ProblemSpec, sample_from
 from bandits.policies.registry import POLICIES, make_policy, register_policy
 

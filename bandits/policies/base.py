@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -147,6 +147,27 @@ class Policy(ABC):
             raise ConfigError(f"policy.epsilon must be in [0, 1], got {self.epsilon}")
         if int(self.update_every) < 1:
             raise ConfigError(f"policy.update_every must be ≥ 1, got {self.update_every}")
+
+    # ----- inputs besides the context --------------------------------------------------
+    def target_columns(self, columns: Sequence[str]) -> tuple[str, ...]:
+        """The columns of a log (``columns``: all its column names) that hold this policy's own
+        probabilities. Apps load them with ``load_log(target_columns=policy.target_columns)``:
+        always read, never context, shown as "target policy probabilities". Default: none
+        (the policy reads only the context; see :mod:`bandits.policies.given`)."""
+        return ()
+
+    @classmethod
+    def example_settings(cls, spec: ProblemSpec) -> dict[str, Any]:
+        """Settings, beyond the defaults, with which this policy runs on ``spec``: used by the
+        conformance suite (``tests/policies/test_policy_conformance.py``) for policies whose
+        input is more than the context (a table, columns of the log). Default: none."""
+        return {}
+
+    @classmethod
+    def example_frame(cls, spec: ProblemSpec, frame: pl.DataFrame) -> pl.DataFrame:
+        """``frame`` (``n`` rounds of ``spec``'s contexts) with the columns the policy reads
+        under :meth:`example_settings` besides the context. Default: ``frame`` unchanged."""
+        return frame
 
     # ----- lifecycle ------------------------------------------------------------------
     def reset(self, spec: ProblemSpec, seed: SeedLike = None) -> Policy:

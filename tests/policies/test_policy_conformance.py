@@ -5,6 +5,9 @@ of the sampled action; sampling follows the probabilities; equally seeded copies
 identically; settings and learned state round-trip; compiled online loops make the same
 decisions as the reference loop (sample + update per round); epsilon mixing floors every
 probability at epsilon / K.
+
+A policy whose input is more than the context (a table, columns of the log) runs here with its
+``example_settings(spec)`` and the contexts extended by its ``example_frame(spec, frame)``.
 """
 
 from __future__ import annotations
@@ -19,17 +22,18 @@ NAMES = sorted(POLICIES)
 
 
 def _fresh(name: str, spec, seed: int = 3, **settings) -> Policy:
+    settings = {**POLICIES[name].example_settings(spec), **settings}
     return make_policy(name, settings).reset(spec, seed)
 
 
-def _ctx(spec, day):
-    return spec.contexts(day.frame)
+def _ctx(name: str, spec, day):
+    return spec.contexts(POLICIES[name].example_frame(spec, day.frame))
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_probabilities_are_distributions(name, small_spec, small_day):
     policy = _fresh(name, small_spec)
-    ctx = _ctx(small_spec, small_day)
+    ctx = _ctx(name, small_spec, small_day)
     for _ in range(2):
         probs = policy.action_probs(ctx)
         assert probs.shape == (len(ctx), small_spec.n_actions)
@@ -41,7 +45,7 @@ def test_probabilities_are_distributions(name, small_spec, small_day):
 @pytest.mark.parametrize("name", NAMES)
 def test_sampled_propensity_is_probability_of_sampled_action(name, small_spec, small_day):
     policy = _fresh(name, small_spec)
-    ctx = _ctx(small_spec, small_day)
+    ctx = _ctx(name, small_spec, small_day)
     policy.play(ctx, small_day.potential_reward)  # some learned state
     dec = policy.sample(ctx)
     rows = np.arange(len(ctx))
@@ -58,7 +62,7 @@ def test_sampled_propensity_is_probability_of_sampled_action(name, small_spec, s
 @pytest.mark.parametrize("name", NAMES)
 def test_play_propensities_match_probabilities(name, small_spec, small_day):
     policy = _fresh(name, small_spec)
-    ctx = _ctx(small_spec, small_day)
+    ctx = _ctx(name, small_spec, small_day)
     dec = policy.play(ctx, small_day.potential_reward)
     rows = np.arange(len(ctx))
     np.testing.assert_array_equal(dec.propensities, dec.probs[rows, dec.actions])
@@ -69,7 +73,7 @@ def test_play_propensities_match_probabilities(name, small_spec, small_day):
 def test_equally_seeded_copies_behave_identically(name, small_spec, small_env):
     day1 = small_env.next_day(150)
     a, b = _fresh(name, small_spec, seed=11), _fresh(name, small_spec, seed=11)
-    ctx = _ctx(small_spec, day1)
+    ctx = _ctx(name, small_spec, day1)
     da = a.play(ctx, day1.potential_reward)
     db = b.play(ctx, day1.potential_reward)
     np.testing.assert_array_equal(da.actions, db.actions)
@@ -93,7 +97,7 @@ def test_params_round_trip(name, small_spec):
 @pytest.mark.parametrize("name", NAMES)
 def test_learned_state_round_trips(name, small_spec, small_day):
     policy = _fresh(name, small_spec)
-    ctx = _ctx(small_spec, small_day)
+    ctx = _ctx(name, small_spec, small_day)
     policy.play(ctx, small_day.potential_reward)
     clone = _fresh(name, small_spec, seed=99)
     clone.set_state(policy.get_state())
@@ -107,7 +111,7 @@ def test_learned_state_round_trips(name, small_spec, small_day):
 @pytest.mark.parametrize("name", NAMES)
 def test_sampling_follows_probabilities(name, small_spec, small_day):
     policy = _fresh(name, small_spec, epsilon=0.3)
-    ctx = _ctx(small_spec, small_day).slice(0, 1)
+    ctx = _ctx(name, small_spec, small_day).slice(0, 1)
     probs = policy.action_probs(ctx)[0]
     reps = 4000
     from bandits.policies.base import Contexts
@@ -130,7 +134,7 @@ def test_sampling_follows_probabilities(name, small_spec, small_day):
 @pytest.mark.parametrize("name", NAMES)
 def test_epsilon_floors_probabilities(name, small_spec, small_day):
     policy = _fresh(name, small_spec, epsilon=0.2)
-    probs = policy.action_probs(_ctx(small_spec, small_day))
+    probs = policy.action_probs(_ctx(name, small_spec, small_day))
     assert probs.min() >= 0.2 / small_spec.n_actions - 1e-12
 
 
@@ -139,7 +143,7 @@ def test_epsilon_floors_probabilities(name, small_spec, small_day):
 def test_online_loop_matches_reference_loop(name, update_every, small_spec, small_day):
     """The (possibly compiled) ``play`` makes exactly the decisions of the reference loop:
     sample a block with the current state, reveal the chosen rewards, update, repeat."""
-    ctx = _ctx(small_spec, small_day)
+    ctx = _ctx(name, small_spec, small_day)
     fast = _fresh(name, small_spec, seed=5, update_every=update_every, epsilon=0.05)
     ref = _fresh(name, small_spec, seed=5, update_every=update_every, epsilon=0.05)
     got = fast.play(ctx, small_day.potential_reward)
