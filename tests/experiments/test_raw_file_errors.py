@@ -1,0 +1,89 @@
+"""A team's raw export with a mistake in it, through the evaluate app's command line: each
+stops with exit 2 and one ``error:`` line naming the column (in the file's own name) and the
+first offending rows — no traceback, and no MLflow store or run created before the error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from app_cli import run_app
+
+MAPPING = [
+    "columns.action=item",
+    "columns.reward=clicked",
+    "columns.propensity=p_shown",
+    "columns.timestamp=sent_at",
+    "columns.catalog_id=item",
+    "columns.reward_type=click",
+]
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory) -> Path:
+    rng = np.random.default_rng(11)
+    n = 600
+    d = tmp_path_factory.mktemp("export")
+    pl.DataFrame({"item": ["a", "b", "c"], "price": [1.0, 2.0, 3.0]}).write_csv(d / "items.csv")
+    pl.DataFrame(
+        {
+            "item": rng.choice(["a", "b", "c"], n),
+            "clicked": (rng.random(n) < 0.1).astype(int),
+            "p_shown": np.full(n, 1 / 3),
+            "sent_at": [f"2026-03-{1 + i // 100:02d} 10:{i % 60:02d}:00" for i in range(n)],
+            "weather": rng.choice(["sun", "rain"], n),
+            "store": [str(s) for s in rng.integers(1, 5, n)],
+        }
+    ).write_csv(d / "clicks.csv")
+    return d
+
+
+def _broken(export: Path, tmp_path: Path, column: str, rows: list[int], value: object) -> Path:
+    frame = pl.read_csv(export / "clicks.csv", infer_schema_length=0)  # all text, as written
+    frame = frame.with_columns(
+        pl.when(pl.int_range(pl.len()).is_in(rows))
+        .then(pl.lit(str(value)))
+        .otherwise(pl.col(column))
+        .alias(column)
+    )
+    frame.write_csv(tmp_path / "clicks.csv")
+    return tmp_path / "clicks.csv"
+
+
+CASES = [
+    ("clicked", [4, 9], -1, [], "column 'clicked' (read as reward): values other than 0 and 1"),
+    ("clicked", [7], 2, [], "rows [7] (1 in all)"),
+    ("p_shown", [3, 5], 0, [], "column 'p_shown' (read as propensity): values outside (0, 1]"),
+    ("p_shown", [8], 1.5, [], "rows [8]"),
+    ("item", [12], "zz", [], "'zz'"),
+    ("sent_at", [20], "yesterday", [], "column 'sent_at' (read as timestamp): text that is not"),
+    ("store", [30], "n/a", ["columns.numeric=[store]"], "declared numeric"),
+    ("weather", [], None, ["columns.reward=click"], "column mapping reward=click"),
+    ("weather", [], None, ["columns.exclude=[nope]"], "excluded column 'nope' is not in the log"),
+    ("weather", [], None, ["columns.reward_type=clicks"], "reward_type must be one of"),
+    ("weather", [], None, ["columns.reward_range=[1,0]"], "min < max"),
+]
+
+
+@pytest.mark.parametrize(("column", "rows", "value", "extra", "message"), CASES)
+def test_a_broken_export_is_one_line_before_any_run(
+    export, tmp_path, column, rows, value, extra, message
+):
+    log = _broken(export, tmp_path, column, rows, value) if rows else export / "clicks.csv"
+    run = run_app(
+        "evaluate",
+        tmp_path,
+        f"logs={log}",
+        f"catalog={export / 'items.csv'}",
+        "policy=uniform",
+        "estimators=[ips]",
+        *MAPPING,
+        *extra,
+    )
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr
+    errors = [ln for ln in run.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], run.stderr
+    assert not (tmp_path / "mlflow.db").exists()
