@@ -372,7 +372,8 @@ BAD: dict[str, Case] = {
         {"prefix": "q_"},
         lambda f: f,
         DataError,
-        r"no column starting with 'q_'",
+        r"policy 'given' reads its probabilities from the log, which has no column starting "
+        r"with 'q_' \(policy.prefix; columns: action, ",
     ),
     "columns: wrong number": (
         "given",
@@ -618,8 +619,8 @@ def test_evaluate_app_given_equals_python_and_streams(tmp_path, scenario, target
 
 def test_evaluate_app_table_of_the_loggers_own_distribution_is_on_policy(tmp_path, scenario):
     """A CSV table per (channel, last-viewed category, days since view) equal to the logger's
-    own distribution: every importance weight is 1, so IPS is the mean logged reward; and the
-    estimates equal those of the logger's probabilities given in Python."""
+    own distribution: every importance weight is 1, so IPS is the mean logged reward (also
+    streamed); and the estimates equal those of the logger's probabilities given in Python."""
     table = _rule_table(scenario)
     table.write_csv(tmp_path / "cells.csv")
     d = tmp_path / "decision_log"
@@ -651,6 +652,21 @@ def test_evaluate_app_table_of_the_loggers_own_distribution_is_on_policy(tmp_pat
     for name, est in want.estimates.items():
         assert m[f"{name}.value"] == pytest.approx(est.value, abs=1e-12), name
         assert m[f"{name}.ci_high"] == pytest.approx(est.ci_high, abs=1e-12), name
+    streamed = tmp_path / "streamed"
+    proc = app_cli.run_app(
+        "evaluate",
+        streamed,
+        f"logs={d}",
+        "policy=table",
+        f"policy.table={tmp_path / 'cells.csv'}",
+        f"policy.keys=[{keys}]",
+        "estimators=[ips]",
+        "stream.enabled=true",
+        "stream.batch_rows=1000",
+    )
+    assert proc.returncode == 0, proc.stderr
+    (run,) = app_cli.mlflow_runs(streamed, "evaluate")
+    assert abs(run.data.metrics["ips.value"] - mean_reward) < 1e-12
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,8 @@ simulator (``python -m experiments.simulate policy=table ...``).
 Probabilities are checked, never repaired: negative, NaN or missing entries and rows (cells)
 that do not sum to 1 within ``1e-6`` (:data:`~bandits.ope.validation.PROB_SUM_TOL`) are a
 one-line :class:`~bandits.errors.DataError` naming the column or file and the first rows or
-cells; nothing is renormalised.
+cells; nothing is renormalised. Row numbers are positions in the rows the policy is given:
+the log as evaluated (in time order when ``load_log`` sorted it), a batch when streamed.
 
 Example (a wide table for two variants, keyed by channel)::
 
@@ -225,14 +226,17 @@ class GivenProbabilities(Policy):
         if self.prefix is not None:
             found = tuple(c for c in columns if c.startswith(self.prefix))
             if not found:
-                raise DataError(
-                    f"policy 'given': the log has no column starting with '{self.prefix}' "
-                    f"(policy.prefix; columns: {_names(list(columns))})"
-                )
+                self._no_prefixed_columns(columns)
             return found
         names = (self.column,) if self.column is not None else tuple(self.columns or ())
         self._check_present(names, columns)
         return names
+
+    def _no_prefixed_columns(self, columns: Sequence[str]) -> None:
+        raise DataError(
+            f"policy 'given' reads its probabilities from the log, which has no column starting "
+            f"with '{self.prefix}' (policy.prefix; columns: {_names(list(columns))})"
+        )
 
     def _check_present(self, names: Sequence[str], columns: Sequence[str]) -> None:
         missing = [c for c in names if c not in columns]
@@ -261,6 +265,8 @@ class GivenProbabilities(Policy):
     def _check_prefixed(self, columns: Sequence[str]) -> None:
         """Columns ``<prefix>*`` must be exactly one per variant id."""
         prefix = str(self.prefix)
+        if not any(c.startswith(prefix) for c in columns):
+            self._no_prefixed_columns(columns)
         unknown = [c for c in columns if c.startswith(prefix) and c not in self.columns_]
         missing = [c for c in self.columns_ if c not in columns]
         if unknown or missing:
@@ -538,6 +544,11 @@ class CellTable(Policy):
             _CELL
         )
         joined = left.join(right, on=keys, how="left", maintain_order="left")
+        if joined.height != frame.height:  # e.g. cells 0.0 and -0.0: one value once matched
+            raise DataError(
+                f"{self.label_}: some cells of the table are the same cell once their keys are "
+                f"matched to the log's ({', '.join(f'{k} as {t}' for k, t in types.items())})"
+            )
         return joined[_CELL].cast(pl.Int64).fill_null(-1).to_numpy()
 
     def _action_probs(self, ctx: Contexts) -> np.ndarray:
