@@ -66,7 +66,7 @@ def validate(cfg: DictConfig):
     from omegaconf import OmegaConf
 
     from bandits.data import load_log
-    from bandits.offline import make_estimators
+    from bandits.offline import make_estimators, require_rows, split_log
 
     if OmegaConf.is_missing(cfg, "logs"):
         raise ConfigError("logs is required: logs=PATH (a decision log file or directory)")
@@ -107,6 +107,13 @@ def validate(cfg: DictConfig):
         **common.log_options(cfg),
     )
     print_reordered(data)
+    folds = int(cfg.reward_model.cross_fit_folds) if estimators else 0
+    if mode == "train":
+        train, eval_data = split_log(data, float(cfg.train_fraction))
+        require_rows(train.n, "the training part of the log")
+        require_rows(eval_data.n, "the evaluation part of the log", folds)
+    else:
+        require_rows(data.n, "the log", folds if mode == "fixed" else 0)
     return data, policy, mode, estimators
 
 

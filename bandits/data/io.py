@@ -7,10 +7,12 @@ pyarrow or OS traceback reaches the user.
 
 from __future__ import annotations
 
+import csv
 import glob as globlib
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -75,7 +77,39 @@ def reading(what: str, path: object) -> Iterator[None]:
     except pl.exceptions.NoDataError:
         raise DataError(f"{what} '{path}' is empty (0 rows)") from None
     except _READ_ERRORS as exc:
-        raise DataError(f"cannot read {what} '{path}': {_one_line(exc)}") from None
+        where = _csv_parse_rows(str(path), str(exc))
+        damaged = ""
+        if str(path).lower().endswith((".parquet", ".pq")) and not isinstance(exc, OSError):
+            damaged = "the file is damaged or not parquet: "
+        raise DataError(f"cannot read {what} '{path}': {damaged}{_one_line(exc)}{where}") from None
+
+
+_CSV_PARSE = re.compile(r"could not parse `(?P<value>.*?)` as dtype `.*?` at column '(?P<col>.*?)'")
+
+
+def _csv_parse_rows(label: str, message: str, limit: int = 3) -> str:
+    """For polars' "could not parse `v` as dtype … at column 'c'" on a CSV log (a file or a
+    glob of parts), ``" (rows [i, …] of <file>)"``: where the text ``v`` sits (data rows
+    from 0), found by reading that one column as text; "" if it cannot be located."""
+    found = _CSV_PARSE.search(message)
+    if found is None:
+        return ""
+    files = sorted(globlib.glob(label)) if any(ch in label for ch in "*?[") else [label]
+    column, value = found["col"], found["value"]
+    if len(value) >= 2 and value[0] == value[-1] == '"':  # polars quotes a quoted field
+        value = value[1:-1].replace('""', '"')
+    for name in files:
+        if not name.lower().endswith(".csv"):
+            continue
+        try:
+            col = pl.read_csv(name, columns=[column], infer_schema=False)[column]
+        except _READ_ERRORS:
+            return ""
+        rows = (col == value).arg_true().head(limit).to_list()
+        if rows:
+            shown = ", ".join(str(r) for r in rows)
+            return f" (rows [{shown}{', …' if len(rows) == limit else ''}] of {Path(name).name})"
+    return ""
 
 
 def file_format(path: Path, what: str = "log") -> Literal["parquet", "csv"]:
@@ -124,9 +158,12 @@ def resolve_source(path: PathLike) -> LogSource:
             files = [main]
         else:
             skip = {catalog.name} if catalog else set()
-            files = sorted(f for f in p.glob("*.parquet") if f.name not in skip and f.is_file())
-            if not files:
-                files = sorted(f for f in p.glob("*.csv") if f.name not in skip and f.is_file())
+            parts = sorted(
+                f
+                for f in p.iterdir()
+                if f.suffix.lower() in SUFFIXES and f.name not in skip and f.is_file()
+            )
+            files = parts  # one format (checked below): a mixed folder is an error
         if not files:
             raise DataError(
                 f"cannot read log '{label}': directory has no {LOG_FILE}.parquet / .csv "
@@ -146,15 +183,33 @@ def resolve_source(path: PathLike) -> LogSource:
     return LogSource(label, (p,), fmt)
 
 
+def check_csv_header(path: Path, what: str = "log") -> None:
+    """DataError when a CSV file's header names a column twice (polars would rename the
+    second one and read it as another column)."""
+    with reading(what, path), open(path, newline="", encoding="utf-8-sig") as fh:
+        header = next(csv.reader(fh), [])
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header):
+        if name in seen:
+            raise DataError(
+                f"cannot read {what} '{path}': column '{name}' appears twice in the header "
+                f"(columns {seen[name] + 1} and {i + 1}); rename or drop one"
+            )
+        seen[name] = i
+
+
 def scan(source: LogSource, *, text_columns: Sequence[str] = ()) -> pl.LazyFrame:
     """A lazy scan of every file of ``source`` (parts concatenated in order).
 
     ``text_columns`` of a CSV are read as text, not inferred (ids such as ``"049"`` stay
-    ids; absent names are ignored); parquet keeps the file's types."""
+    ids; absent names are ignored); parquet keeps the file's types. A CSV header naming a
+    column twice is an error (:func:`check_csv_header`)."""
     files = [str(f) for f in source.files]
     with reading("log", source.label):
         if source.format == "parquet":
             return pl.scan_parquet(files)
+        for f in source.files:
+            check_csv_header(f)
         return pl.scan_csv(
             files,
             try_parse_dates=True,
@@ -187,6 +242,7 @@ def read_table(path: PathLike, what: str, *, text_columns: Sequence[str] = ()) -
     with reading(what, p):
         if fmt == "parquet":
             return pl.read_parquet(p)
+        check_csv_header(p, what)
         return pl.read_csv(
             p,
             try_parse_dates=True,

@@ -45,6 +45,7 @@ from bandits.data.validate import (
     check_action_index,
     check_catalog,
     check_columns,
+    check_numeric_context,
     check_reward,
     time_order,
     time_values,
@@ -758,6 +759,7 @@ def load_log(
             declared_features=(*categorical, *numeric),
             frame=arrays.frame,
         )
+        check_numeric_context(arrays.frame, plan.context_columns)
         schema_f = plan.features or infer_features(arrays.frame, plan.context_columns)
         extra: dict[str, Any] = {
             "reordered": reordered,

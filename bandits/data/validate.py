@@ -181,18 +181,54 @@ def _null_error(s: pl.Series, offset: int) -> DataError:
     return _fail(s.name, "null values", mask, offset)
 
 
+#: Largest magnitude a reward or numeric context value may have: sums and squares of
+#: ``n`` such values stay far from overflow and exact to ~1e-1 relative at 1e9 rows; beyond
+#: it a value is a unit mistake or a decoding error (rescale: thousands, not units).
+MAX_ABS_VALUE = 1e15
+#: Smallest usable logged propensity: weights ``1/p`` above 1e12 carry no information an
+#: estimate can use (and their squares overflow sums); such rows are a logging bug.
+MIN_PROPENSITY = 1e-12
+
+
 def _float_column(s: pl.Series, offset: int, *, allow_bool: bool = False) -> NDArray[np.float64]:
-    """A numeric column as finite float64 ``(n,)`` (zero-copy if already Float64)."""
+    """A numeric column as finite float64 ``(n,)`` with ``|x| <= MAX_ABS_VALUE`` (zero-copy
+    if already Float64)."""
     if not (s.dtype.is_numeric() or (allow_bool and s.dtype == pl.Boolean)):
         raise _type_error(s, "numbers", offset)
     if s.null_count():
         raise _null_error(s, offset)
     x = s.cast(pl.Float64).to_numpy() if s.dtype != pl.Float64 else s.to_numpy()
-    if not np.isfinite(np.add.reduce(x)):  # NaN / inf propagate (overflow falls through)
+    with np.errstate(over="ignore"):  # an overflowing sum falls through to the exact test
+        total = np.add.reduce(x)
+    if not np.isfinite(total):  # NaN / inf propagate
         bad = ~np.isfinite(x)
         if bad.any():
             raise _fail(s.name, "NaN or infinite values", bad, offset, x[bad][:_SHOWN].tolist())
+    check_magnitude(x, s.name, offset)
     return x
+
+
+def check_numeric_context(frame: pl.DataFrame, columns: Sequence[str], offset: int = 0) -> None:
+    """The numeric ``columns`` of ``frame`` hold no nulls, NaN or infinities and stay within
+    ``±MAX_ABS_VALUE`` (DataError naming the column and the first rows)."""
+    for name in columns:
+        s = frame[name]
+        if s.dtype.is_numeric():
+            _float_column(s, offset)
+
+
+def check_magnitude(x: NDArray[np.float64], column: str, offset: int = 0) -> None:
+    """DataError naming ``column`` and the first rows of finite ``x (n,)`` beyond
+    ``±MAX_ABS_VALUE`` (a unit mistake or a file decoded into garbage)."""
+    if x.size and max(float(x.max()), -float(x.min())) > MAX_ABS_VALUE:
+        bad = np.abs(x) > MAX_ABS_VALUE
+        raise _fail(
+            column,
+            f"values beyond ±{MAX_ABS_VALUE:.0e} (a unit mistake or a damaged file; rescale)",
+            bad,
+            offset,
+            x[bad][:_SHOWN].tolist(),
+        )
 
 
 def check_action_index(mode: str) -> str:
@@ -487,6 +523,16 @@ def _propensity_column(s: pl.Series, offset: int) -> NDArray[np.float64]:
     if not (p.min() > 0.0 and p.max() <= 1.0):
         bad = ~((p > 0.0) & (p <= 1.0))
         raise _fail(PROPENSITY, "values outside (0, 1]", bad, offset, p[bad][:_SHOWN].tolist())
+    if p.min() < MIN_PROPENSITY:
+        bad = p < MIN_PROPENSITY
+        raise _fail(
+            PROPENSITY,
+            f"values below {MIN_PROPENSITY:g} (weights above {1 / MIN_PROPENSITY:.0e} carry no "
+            "usable information; check how the logger records probabilities)",
+            bad,
+            offset,
+            p[bad][:_SHOWN].tolist(),
+        )
     return p
 
 

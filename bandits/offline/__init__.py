@@ -8,6 +8,7 @@ from bandits.offline.evaluate import (
     evaluate_stream,
     fit_reward_model,
     make_estimators,
+    require_rows,
     true_q,
 )
 from bandits.offline.replay import ReplayResult, replay
@@ -22,6 +23,7 @@ __all__ = [
     "fit_reward_model",
     "make_estimators",
     "replay",
+    "require_rows",
     "split_log",
     "train_offline",
     "true_q",

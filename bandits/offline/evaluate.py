@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from bandits.data.contract import LoggedData
-from bandits.errors import ConfigError
+from bandits.errors import ConfigError, DataError
 from bandits.ope import ESTIMATORS, Estimate, OffPolicyEstimator, Stats, make_estimator
 from bandits.ope.reward_models import (
     LogisticRewardModel,
@@ -176,6 +176,25 @@ def describe_estimate(est: Estimate, *, bound: bool = True) -> str:
         f"{support}; evidence {est.evidence}"
     )
     return line + (f"  ({'; '.join(labels)})" if labels else "")
+
+
+#: Fewest rows any part of a log may have for an estimate (intervals need a spread).
+MIN_ROWS = 10
+
+
+def require_rows(n: int, part: str, cross_fit_folds: int = 0) -> None:
+    """DataError when ``part`` of a log (``n`` rows) is too small for an estimate: fewer
+    than :data:`MIN_ROWS`, or fewer than 2 rows per fold when the reward model is
+    cross-fitted with ``cross_fit_folds ≥ 2``."""
+    folds = cross_fit_folds if cross_fit_folds >= 2 else 0
+    need = max(MIN_ROWS, 2 * folds)
+    if n < need:
+        why = (
+            f" (cross-fitting {folds} folds needs 2 rows per fold)" if 2 * folds > MIN_ROWS else ""
+        )
+        raise DataError(
+            f"{part} has {n:,} row{'s' if n != 1 else ''}; at least {need} are needed{why}"
+        )
 
 
 def make_estimators(

@@ -87,3 +87,80 @@ def test_a_broken_export_is_one_line_before_any_run(
     errors = [ln for ln in run.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], run.stderr
     assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.fixture(scope="module")
+def damaged(tmp_path_factory) -> Path:
+    """Damaged and implausible logs in our own column names (a 3-variant catalog)."""
+    rng = np.random.default_rng(12)
+    d = tmp_path_factory.mktemp("damaged")
+    pl.DataFrame({"variant_id": ["a", "b", "c"]}).write_parquet(d / "catalog.parquet")
+    n = 3000
+    good = pl.DataFrame(
+        {
+            "action": rng.choice(["a", "b", "c"], n),
+            "reward": (rng.random(n) < 0.1).astype(float),
+            "propensity": np.full(n, 1 / 3),
+            "weather": rng.choice(["sun", "rain"], n),
+            "spend": rng.gamma(2.0, 10.0, n),
+        }
+    )
+    good.write_parquet(d / "good.parquet", compression="uncompressed")
+    raw = bytearray((d / "good.parquet").read_bytes())
+    middle = len(raw) // 2
+    raw[middle : middle + 4096] = rng.integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    (d / "corrupt.parquet").write_bytes(bytes(raw))
+    text = good.write_csv()
+    header, body = text.split("\n", 1)
+    (d / "dup_header.csv").write_text(header.replace("weather", "reward") + "\n" + body)
+    (d / "mixed").mkdir()
+    good.head(1500).write_parquet(d / "mixed" / "part-0.parquet")
+    good.tail(1500).write_csv(d / "mixed" / "part-1.csv")
+
+    def at(rows, column, value):
+        hit = pl.int_range(pl.len()).is_in(rows)
+        return good.with_columns(pl.when(hit).then(value).otherwise(pl.col(column)).alias(column))
+
+    at(list(range(40)), "reward", 1e308).write_parquet(d / "huge_reward.parquet")
+    at([10], "propensity", 1e-300).write_parquet(d / "tiny_propensity.parquet")
+    at([17], "spend", float("inf")).write_parquet(d / "inf_context.parquet")
+    good.head(1).write_parquet(d / "one_row.parquet")
+    late = pl.concat([good] * 5).with_columns(pl.col("spend").round(0).cast(pl.Int64))
+    late = late.with_columns(
+        pl.when(pl.int_range(pl.len()) == 12_345)
+        .then(pl.lit("12,5"))
+        .otherwise(pl.col("spend").cast(pl.String))
+        .alias("spend")
+    )
+    late.write_csv(d / "late_type_error.csv")  # past the 10,000 rows the reader samples
+    return d
+
+
+DAMAGED = [
+    ("corrupt.parquet", [], "damaged"),  # bytes that do not decode, or decode into garbage
+    ("dup_header.csv", [], "column 'reward' appears twice in the header"),
+    ("mixed", [], "mixes parquet and CSV parts"),
+    ("huge_reward.parquet", [], "column 'reward': values beyond ±1e+15"),
+    ("tiny_propensity.parquet", [], "column 'propensity': values below 1e-12"),
+    ("inf_context.parquet", [], "column 'spend': NaN or infinite values in rows [17]"),
+    ("one_row.parquet", [], "the log has 1 row; at least 10 are needed"),
+    ("late_type_error.csv", [], "rows [12345] of late_type_error.csv"),
+    ("good.parquet", ["policy=linucb", "train_fraction=1.5"], "train_fraction must be in (0, 1)"),
+]
+
+
+@pytest.mark.parametrize(("name", "extra", "message"), DAMAGED)
+def test_a_damaged_log_is_one_line_before_any_run(damaged, tmp_path, name, extra, message):
+    run = run_app(
+        "evaluate",
+        tmp_path,
+        f"logs={damaged / name}",
+        f"catalog={damaged / 'catalog.parquet'}",
+        "policy=uniform",
+        *extra,
+    )
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr and "Warning" not in run.stderr, run.stderr
+    errors = [ln for ln in run.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], run.stderr
+    assert not (tmp_path / "mlflow.db").exists()
