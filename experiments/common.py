@@ -94,6 +94,101 @@ def job_name(cfg: DictConfig) -> str:
     return ",".join(short) or "default"
 
 
+#: Ranges of the apps' top-level settings (dotted keys; a key an app lacks is skipped):
+#: ``(low, high, low_open, high_open)``, None for no bound. Types come from the defaults in
+#: the app's primary config (``configs/<app>.yaml``), see :func:`check_config`.
+RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "seed": (0, 2**63 - 1, False, False),
+    "rounds": (1, None, False, False),
+    "eval_rounds": (0, None, False, False),
+    "level": (0.0, 1.0, True, True),
+    "alpha": (0.0, 1.0, True, True),
+    "power": (0.0, 1.0, True, True),
+    "target_lift": (0.0, None, True, False),
+    "train_fraction": (0.0, 1.0, True, True),
+    "n_blocks": (2, None, False, False),
+    "replications": (1, None, False, False),
+    "metric_every": (1, None, False, False),
+    "stream.batch_rows": (1, None, False, False),
+    "replay.min_accepted": (1, None, False, False),
+    "reward_model.alpha": (0.0, None, True, False),
+    "reward_model.cross_fit_folds": (0, None, False, False),
+    "offline.cross_fit_folds": (0, None, False, False),
+}
+#: Settings with a fixed set of values.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "interval": ("bounded", "analytic", "bootstrap"),
+    "mode": ("auto", "fixed", "train", "replay"),
+    "source": ("simulate", "logs"),
+}
+#: Config nodes checked by their own builders (policies, the audience, the ladder, …).
+_OWN_CHECKS = ("policy", "audience", "ladder", "columns", "tracking", "hydra", "experiment")
+
+
+def _primary_defaults(config_name: str) -> dict[str, Any]:
+    path = CONFIG_DIR / f"{config_name}.yaml"
+    if not path.is_file():
+        return {}
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    return raw if isinstance(raw, dict) else {}
+
+
+def _walk(defaults: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in (defaults or {}).items():
+        if key == "defaults" or (not prefix and key in _OWN_CHECKS):
+            continue
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out += _walk(value, f"{dotted}.")
+        else:
+            out.append((dotted, value))
+    return out
+
+
+def check_config(cfg: DictConfig, config_name: str) -> None:
+    """Every scalar setting of the app's primary config (``configs/<config_name>.yaml``)
+    has its default's type (:func:`bandits.settings.coerce_setting`: ``rounds=1.5``,
+    ``seed=abc``, ``plot=maybe`` are errors), the range in :data:`RANGES` and one of the
+    :data:`CHOICES` — else a one-line ConfigError naming the key, the value and what is
+    allowed. Runs before any data is read or any MLflow run exists."""
+    from bandits.settings import coerce_setting
+
+    for key, default in _walk(_primary_defaults(config_name)):
+        if default == "???" or not OmegaConf.is_config(cfg):
+            continue
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is None:
+            continue
+        if isinstance(default, bool | int | float) and not isinstance(value, DictConfig):
+            sample = 0.0 if isinstance(default, float) else default
+            value = coerce_setting(value, sample, key)
+        if key in RANGES and isinstance(value, int | float) and not isinstance(value, bool):
+            low, high, low_open, high_open = RANGES[key]
+            below = low is not None and (value <= low if low_open else value < low)
+            above = high is not None and (value >= high if high_open else value > high)
+            if below or above:
+                raw = OmegaConf.select(cfg, key)
+                if high is None or high >= 2**63 - 1:
+                    span = f"{'>' if low_open else '≥'} {low}"
+                else:
+                    left, right = "(" if low_open else "[", ")" if high_open else "]"
+                    span = f"in {left}{low:g}, {high:g}{right}"
+                raise ConfigError(f"{key}={raw}: must be {span}")
+        if key in CHOICES and str(value) not in CHOICES[key]:
+            raise ConfigError(f"{key}={value!r}: must be one of {', '.join(CHOICES[key])}")
+    folds = OmegaConf.select(cfg, "reward_model.cross_fit_folds", default=None)
+    if folds == 1:
+        raise ConfigError("reward_model.cross_fit_folds=1: use 0 (in-sample) or ≥ 2 folds")
+
+
+def _config_name() -> str | None:
+    try:
+        return str(HydraConfig.get().job.config_name)
+    except ValueError:  # not inside a Hydra run
+        return None
+
+
 def run_job(cfg: DictConfig, job: Callable[[DictConfig, str | None], Any]) -> Any:
     """Run ``job(cfg, parent_run_id)`` with the project's error conventions.
 
@@ -111,6 +206,9 @@ def run_job(cfg: DictConfig, job: Callable[[DictConfig, str | None], Any]) -> An
             from bandits import tracking
 
             tracking.configure(parent["tracking_uri"])
+        name = _config_name()
+        if name:
+            check_config(cfg, name)
         return job(cfg, parent["run_id"] if parent else None)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from bandits.errors import ConfigError
 from bandits.policies.base import Policy
+from bandits.settings import coerce_settings, signature_defaults
 
 POLICIES: dict[str, type[Policy]] = {}
 
@@ -40,6 +41,7 @@ def make_policy(name: str, settings: Mapping[str, Any] | None = None) -> Policy:
             f"policy '{name}' has no setting(s) {', '.join(unknown)} "
             f"(settings: {', '.join(sorted(known))})"
         )
+    settings = coerce_settings(settings, signature_defaults(cls), "policy")
     policy = cls(**settings)
     policy._check_settings()
     return policy

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bandits.errors import ConfigError
+from bandits.settings import coerce_setting, coerce_settings, dataclass_defaults
 from bandits.simulate.vocab import SEGMENTS
 
 REWARD_KINDS = ("click", "conversion", "revenue")
@@ -135,7 +136,7 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
         raise ConfigError(
             f"{where}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})"
         )
-    return cls(**data)
+    return cls(**coerce_settings(data, dataclass_defaults(cls), where))
 
 
 def audience_settings_from_dict(data: Mapping[str, Any]) -> AudienceSettings:
@@ -148,7 +149,12 @@ def audience_settings_from_dict(data: Mapping[str, Any]) -> AudienceSettings:
     response = dict(data.pop("response", {}) or {})
     drift = dict(data.pop("drift", {}) or {})
     if "segment_shares" in data:
-        data["segment_shares"] = tuple(float(x) for x in data["segment_shares"])
+        shares = data["segment_shares"]
+        if isinstance(shares, str) or not hasattr(shares, "__iter__"):
+            raise ConfigError(f"audience.segment_shares must be a list of numbers, got {shares!r}")
+        data["segment_shares"] = tuple(
+            coerce_setting(x, 0.0, "audience.segment_shares") for x in shares
+        )
     return _build(
         AudienceSettings,
         {

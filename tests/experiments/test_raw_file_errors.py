@@ -145,7 +145,7 @@ DAMAGED = [
     ("inf_context.parquet", [], "column 'spend': NaN or infinite values in rows [17]"),
     ("one_row.parquet", [], "the log has 1 row; at least 10 are needed"),
     ("late_type_error.csv", [], "rows [12345] of late_type_error.csv"),
-    ("good.parquet", ["policy=linucb", "train_fraction=1.5"], "train_fraction must be in (0, 1)"),
+    ("good.parquet", ["policy=linucb", "train_fraction=0.999"], "evaluation part of the log has 3"),
 ]
 
 
@@ -161,6 +161,34 @@ def test_a_damaged_log_is_one_line_before_any_run(damaged, tmp_path, name, extra
     )
     assert run.returncode == 2, run.stderr
     assert "Traceback" not in run.stderr and "Warning" not in run.stderr, run.stderr
+    errors = [ln for ln in run.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], run.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+BAD_VALUES = [
+    (["seed=abc"], "seed='abc': expected an integer"),
+    (["seed=-1"], "seed=-1: must be ≥ 0"),
+    (["level=2"], "level=2: must be in (0, 1)"),
+    (["interval=nope"], "interval='nope': must be one of bounded, analytic, bootstrap"),
+    (["reward_model.cross_fit_folds=1"], "use 0 (in-sample) or ≥ 2 folds"),
+    (["reward_model.alpha=abc"], "reward_model.alpha='abc': expected a number"),
+    (["stream.batch_rows=0"], "stream.batch_rows=0: must be ≥ 1"),
+    (["policy=linucb", "policy.alpha=abc"], "policy.alpha='abc': expected a number"),
+    (["policy=linucb", "train_fraction=1.5"], "train_fraction=1.5: must be in (0, 1)"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_VALUES)
+def test_a_bad_setting_is_one_line_before_any_run(damaged, tmp_path, args, message):
+    run = run_app(
+        "evaluate",
+        tmp_path,
+        f"logs={damaged / 'good.parquet'}",
+        f"catalog={damaged / 'catalog.parquet'}",
+        *(args if args[0].startswith("policy=") else ["policy=uniform", *args]),
+    )
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
     errors = [ln for ln in run.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], run.stderr
     assert not (tmp_path / "mlflow.db").exists()

@@ -119,9 +119,18 @@ def test_sweep_with_a_failing_job_finishes_the_others(tmp_path):
     [
         (["policy=nope"], "error: unknown policy 'nope'"),
         (["audience=nope"], "error: unknown audience 'nope'"),
-        (["rounds=0"], "error: rounds must be > 0, got 0"),
-        (["rounds=-5"], "error: rounds must be > 0, got -5"),
-        (["metric_every=0"], "error: metric_every must be > 0 (or null), got 0"),
+        (["rounds=0"], "error: rounds=0: must be ≥ 1"),
+        (["rounds=-5"], "error: rounds=-5: must be ≥ 1"),
+        (["rounds=1.5"], "error: rounds=1.5: expected an integer"),
+        (["metric_every=0"], "error: metric_every=0: must be ≥ 1"),
+        (["seed=abc"], "error: seed='abc': expected an integer"),
+        (["plot=maybe"], "error: plot='maybe': expected true or false"),
+        (["audience.n_users=abc"], "error: audience.n_users='abc': expected an integer"),
+        (
+            ["audience.response.taste_weight=abc"],
+            "error: audience.response.taste_weight='abc': expected a number",
+        ),
+        (["policy=linucb", "policy.alpha=abc"], "error: policy.alpha='abc': expected a number"),
         (["policy=vw", "policy.explorer=greedy"], "error: unknown VW explorer 'greedy'"),
         (["audience.catalog.variants=[]"], "error: audience.catalog is empty"),
         (["policy=fixed", "policy.variant=nope"], "error: policy.variant='nope' is not in"),
@@ -135,6 +144,8 @@ def test_bad_input_is_one_line_without_traceback(tmp_path, args, message):
     assert len(lines) == 1 and lines[0].startswith(message), proc.stderr
     if (tmp_path / "mlflow.db").exists():
         assert all(r.info.status != "RUNNING" for r in _runs(tmp_path))
+    if "=" in args[-1] and "variant" not in args[-1] and "variants" not in args[-1]:
+        assert not (tmp_path / "mlflow.db").exists()  # a bad value: checked before any run
 
 
 def test_malformed_override_fails_cleanly(tmp_path):
