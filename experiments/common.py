@@ -130,7 +130,7 @@ def _primary_defaults(config_name: str) -> dict[str, Any]:
     if not path.is_file():
         return {}
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-    return raw if isinstance(raw, dict) else {}
+    return {str(k): v for k, v in raw.items()} if isinstance(raw, dict) else {}
 
 
 def _walk(defaults: Any, prefix: str = "") -> list[tuple[str, Any]]:

@@ -507,7 +507,7 @@ def _apply_overrides(
                 f"column '{col}' is declared {kind} but is not a context column "
                 f"(context: {', '.join(context) or 'none'})"
             )
-    casts = [pl.col(c).cast(pl.String) for c in categorical]
+    casts: list[pl.Expr | pl.Series] = [pl.col(c).cast(pl.String) for c in categorical]
     for col in numeric:
         s = frame[col]
         if s.dtype.is_numeric():

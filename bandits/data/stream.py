@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import polars as pl
 
@@ -202,7 +203,7 @@ def iter_log_batches(
     )
 
     projected = lf if plan.read_columns is None else lf.select(plan.read_columns)
-    extra = {
+    extra: dict[str, Any] = {
         "excluded_columns": tuple(excluded.items()),
         "reward_column": reward_column,
         "reward_type": reward_type,
