@@ -1,7 +1,10 @@
 """Context-free bandits (ε-greedy, UCB1, Beta Thompson sampling) and segment-level
 Thompson sampling (one Beta-Bernoulli bandit per value of a segment column).
 
-Rewards are expected in [0, 1] after dividing by ``reward_scale`` (clipped otherwise).
+Rewards are expected in [0, 1] after dividing by ``reward_scale`` (clipped otherwise). Every
+policy here has exact probabilities (a deterministic function of the state); the Thompson
+samplers compute their win probabilities by quadrature
+(:func:`bandits.policies._mab_kernels.beta_win_probs`).
 """
 
 from __future__ import annotations
@@ -51,14 +54,14 @@ class _ArmStatistics(Policy):
             return np.zeros(len(ctx), np.int64)
         return self.spec_.features.codes(ctx.frame, self.group_column)
 
-    def _kernel_settings(self) -> tuple[float, float, float, int]:
-        """(c, prior_a, prior_b, n_draws) passed to the kernels."""
-        return 0.0, 1.0, 1.0, 1
+    def _kernel_settings(self) -> tuple[float, float, float]:
+        """(c, prior_a, prior_b) passed to the kernels."""
+        return 0.0, 1.0, 1.0
 
     def _probs(self, ctx: Contexts, epsilon: float) -> np.ndarray:
-        c, a, b, m = self._kernel_settings()
+        c, a, b = self._kernel_settings()
         return kern.batch_probs(
-            self._groups(ctx), self.counts_, self.sums_, self.mode, c, a, b, m, epsilon, self.rng_
+            self._groups(ctx), self.counts_, self.sums_, self.mode, c, a, b, epsilon
         )
 
     def _action_probs(self, ctx: Contexts) -> np.ndarray:
@@ -74,7 +77,7 @@ class _ArmStatistics(Policy):
         np.add.at(self.sums_, (g, actions), r)
 
     def _play(self, ctx: Contexts, potential_rewards: np.ndarray) -> Decisions:
-        c, a, b, m = self._kernel_settings()
+        c, a, b = self._kernel_settings()
         uniforms = self.rng_.random(len(ctx))
         actions, props, probs = kern.play(
             self._groups(ctx),
@@ -86,14 +89,56 @@ class _ArmStatistics(Policy):
             c,
             a,
             b,
-            m,
             float(self.epsilon),
             float(self.reward_scale),
             int(self.update_every),
-            self.rng_,
         )
         self.n_updates_ += len(ctx)
         return Decisions(actions, props, probs)
+
+    def replay_log(
+        self,
+        ctx: Contexts,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        propensities: np.ndarray,
+        uniforms: np.ndarray,
+        c: float,
+        need_pi: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rejection-sampling replay through a log in compiled code (Li et al. 2011,
+        generalised): event ``t`` is accepted when ``uniforms[t] < pi_t(a_t) * c / mu_t``
+        (``pi_t`` = the current probabilities, epsilon included) and an accepted event is
+        learned from at once. The same decisions and final state as the reference loop of
+        :func:`bandits.offline.replay.replay` given the same uniforms.
+
+        Args:
+            ctx: ``n`` logged rounds; actions, rewards, propensities, uniforms: ``(n,)``.
+            need_pi: accepted for the common signature; ``pi_logged`` is always computed.
+
+        Returns:
+            ``accepted (n,) bool`` and ``pi_logged (n,)``, the policy's probability of the
+            logged action when the event was visited.
+        """
+        kc, a, b = self._kernel_settings()
+        accepted, pi_logged = kern.replay(
+            self._groups(ctx),
+            np.ascontiguousarray(actions, dtype=np.int64),
+            np.ascontiguousarray(rewards, dtype=np.float64),
+            np.ascontiguousarray(propensities, dtype=np.float64),
+            np.ascontiguousarray(uniforms, dtype=np.float64),
+            float(c),
+            self.counts_,
+            self.sums_,
+            self.mode,
+            kc,
+            a,
+            b,
+            float(self.epsilon),
+            float(self.reward_scale),
+        )
+        self.n_updates_ += int(accepted.sum())
+        return accepted, pi_logged
 
 
 @register_policy("epsilon_greedy")
@@ -118,24 +163,37 @@ class UCB1(_ArmStatistics):
         super().__init__(**kw)
         self.c = c
 
-    def _kernel_settings(self) -> tuple[float, float, float, int]:
-        return float(self.c), 1.0, 1.0, 1
+    def _kernel_settings(self) -> tuple[float, float, float]:
+        return float(self.c), 1.0, 1.0
 
 
 @register_policy("beta_ts")
 class BetaThompson(_ArmStatistics):
     """Beta-Bernoulli Thompson sampling with prior ``Beta(prior_a, prior_b)``.
 
-    The probability that arm k has the largest posterior draw has no closed form; it is
-    estimated by Monte-Carlo with ``n_draws`` joint posterior draws per decision, and the
-    decision is drawn from exactly that estimate, so the logged propensity is exact for the
-    decision made (the policy is TS smoothed by the ``n_draws``-sample estimate).
+    Arm k's posterior is ``Beta(prior_a + S_k, prior_b + N_k − S_k)`` (``N_k`` pulls, ``S_k``
+    summed rewards in [0, 1]). Its probability of having the largest posterior draw,
+    ``p_k = ∫ f_k(x) Π_{j≠k} F_j(x) dx``, is computed by adaptive composite Gauss–Legendre
+    quadrature (:func:`bandits.policies._mab_kernels.beta_win_probs`: absolute error
+    ≲ 1e-9, a deterministic function of the counts), and the action is drawn from exactly
+    those probabilities (inverse CDF), so every logged propensity is the probability the
+    decision was drawn with. Every arm keeps a positive probability: a win probability
+    that underflows float64 (true value below ~1e-300) is stored as the smallest normal
+    float, 2.2e-308 — there is no other floor (use ``epsilon`` to keep exploring).
+
+    ``n_draws`` is a leftover of the former Monte-Carlo estimate and is ignored; it is
+    still accepted so that configs that set it load.
     """
 
-    probabilities = "monte_carlo"
     mode = kern.MODE_BETA_TS
 
-    def __init__(self, prior_a: float = 1.0, prior_b: float = 1.0, n_draws: int = 100, **kw):
+    def __init__(
+        self,
+        prior_a: float = 1.0,
+        prior_b: float = 1.0,
+        n_draws: int | None = None,
+        **kw,
+    ) -> None:
         super().__init__(**kw)
         self.prior_a = prior_a
         self.prior_b = prior_b
@@ -143,11 +201,13 @@ class BetaThompson(_ArmStatistics):
 
     def _check_settings(self) -> None:
         super()._check_settings()
-        if int(self.n_draws) < 1 or self.prior_a <= 0 or self.prior_b <= 0:
-            raise ConfigError("policy.n_draws must be ≥ 1 and prior_a, prior_b > 0")
+        if not (float(self.prior_a) > 0 and float(self.prior_b) > 0):
+            raise ConfigError(
+                f"policy.prior_a and prior_b must be > 0, got {self.prior_a}, {self.prior_b}"
+            )
 
-    def _kernel_settings(self) -> tuple[float, float, float, int]:
-        return 0.0, float(self.prior_a), float(self.prior_b), int(self.n_draws)
+    def _kernel_settings(self) -> tuple[float, float, float]:
+        return 0.0, float(self.prior_a), float(self.prior_b)
 
 
 @register_policy("segment_ts")

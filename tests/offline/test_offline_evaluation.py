@@ -112,9 +112,11 @@ def test_replay_agrees_with_online_value():
     Stationary audience (no fatigue, no unsubscribes). Replay keeps about one event in K, so
     the policy experiences the log's calendar thinned K-fold; the online run therefore uses
     the same world and users with K-fold fewer impressions per day, covering the same days.
-    One learning run is one random path: a replay interval covers the reward noise of its
-    path, not the spread between paths, so agreement is checked on the average over
-    independent worlds, with the standard error from the spread of the differences.
+    Agreement is checked on the average over independent worlds, with the standard error
+    from the spread of the differences (the interval's own coverage of the online value is
+    measured in tests/offline/test_replay_intervals.py); each interval must stay informative
+    (its width bound was 0.04 for the former i.i.d. interval, which left out day-to-day
+    variation and undercovered; the day-clustered one is about twice as wide).
     """
     response = ResponseKnobs(
         fatigue_weight=0.0, unsubscribe_base_logit=-30.0, creepiness_weight=0.0
@@ -126,7 +128,7 @@ def test_replay_agrees_with_online_value():
         data = simulated_log(36_000, seed, log_settings)
         result = replay(data, make_policy("linucb").reset(data.problem_spec(), 0), seed=2)
         assert result.supported and result.n_accepted > 2500
-        assert result.ci_high - result.ci_low < 0.04
+        assert result.ci_high - result.ci_low < 0.1
         online = run_online(
             Environment(online_settings, np.random.SeedSequence([seed, 0])),
             make_policy("linucb"),
