@@ -126,9 +126,12 @@ def plot_lifts(comparisons: pl.DataFrame, title: str = "") -> Figure:
     return fig
 
 
-def plot_group_heatmap(groups: pl.DataFrame, value: str = "relative_lift") -> Figure:
+def plot_group_heatmap(
+    groups: pl.DataFrame, value: str = "relative_lift", family: str = "Holm within each dimension"
+) -> Figure:
     """Heatmap of lift by policy (rows) and group (columns, grouped by dimension); cells
-    with a non-inconclusive verdict are marked ``+``/``−``."""
+    with a better/worse verdict are marked ``+``/``−``; ``family`` says how the claims are
+    adjusted (in the title)."""
     import numpy as np
 
     policies = list(dict.fromkeys(groups["policy"].to_list()))
@@ -154,7 +157,7 @@ def plot_group_heatmap(groups: pl.DataFrame, value: str = "relative_lift") -> Fi
             if marks[i][j]:
                 ax.text(j, i, marks[i][j], ha="center", va="center", fontsize=11, weight="bold")
     fig.colorbar(im, ax=ax, label="relative lift vs baseline")
-    ax.set_title("Who gains, who loses (+/− = significant, Holm within each dimension)")
+    ax.set_title(f"Who gains, who loses (+/− = significant, {family})")
     return fig
 
 

@@ -277,6 +277,38 @@ def record_failed_run(
     return created.info.run_id
 
 
+def finished_runs(
+    experiment: str, tags: Mapping[str, str], max_results: int = 10_000
+) -> list[tuple[str, dict[str, str]]]:
+    """``(run id, tags)`` of the FINISHED runs of ``experiment`` whose tags include ``tags``
+    (exact values), newest first; empty when the experiment does not exist."""
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    clauses = [f"tags.`{k}` = '{v}'" for k, v in tags.items()]
+    clauses.append("attributes.status = 'FINISHED'")
+    runs = client.search_runs(
+        [exp.experiment_id],
+        filter_string=" and ".join(clauses),
+        max_results=max_results,
+        order_by=["attributes.start_time DESC"],
+    )
+    return [(r.info.run_id, dict(r.data.tags)) for r in runs]
+
+
+def load_dict(run_id: str, artifact_file: str) -> dict[str, Any]:
+    """A JSON artifact of a run (written by :func:`log_dict`) read back."""
+    tmp = Path(tempfile.mkdtemp(prefix="bandits-artifact-"))
+    try:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=artifact_file, dst_path=str(tmp)
+        )
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def log_params(params: Mapping[str, Any]) -> None:
     """Log (flattened) params in batches; long values are truncated with a marker."""
     flat = flatten(params)
@@ -467,9 +499,11 @@ __all__ = [
     "default_tracking_uri",
     "end_parent",
     "ensure_experiment",
+    "finished_runs",
     "flatten",
     "flush",
     "git_commit",
+    "load_dict",
     "log_bytes",
     "log_dict",
     "log_figure",

@@ -689,9 +689,12 @@ COMPARE = [
         ## 2. Run the comparison
 
         `compare_job(cfg, None)` is what `python -m experiments.compare` calls (no sweep parent):
-        it simulates every rung, logs one child run per rung and a parent run with the verdicts,
-        tables, plots and an HTML report. Its log (stderr) ends with the verdict. If this exact
-        configuration already finished in the store it is skipped and we read that run back.
+        it runs `replications` independent replications of the campaign (each a fresh draw of
+        the audience and fresh policy seeds; every rung on the same draw), logs one child run
+        per replication and one per rung (curves averaged over the replications), and a parent
+        run with the verdicts, tables, plots and an HTML report. Its log (stderr) states the
+        question answered and ends with the verdict. If this exact configuration already
+        finished in the store it is skipped and we read that run back.
         """,
     ),
     code(
@@ -709,11 +712,14 @@ COMPARE = [
         """
         ## 3. Read the results back from MLflow
 
-        The parent run carries the verdicts (`verdict.<rung>` tags, the `headline` tag) and for
-        every rung compared with the baseline `<rung>.diff`, `<rung>.ci_low`, `<rung>.ci_high`
-        (difference in reward per impression, 95% interval), `<rung>.true_diff` (the exact
-        difference — simulation only), the minimum detectable effect and the cost difference.
-        Its children — found by the tag `mlflow.parentRunId` — are the rungs.
+        The parent run carries the verdicts (`verdict.<rung>` tags, `verdict.<a>.vs.<b>` for
+        rung against rung, the `headline`, `estimand` and `replications` tags) and for every
+        rung compared with the baseline `<rung>.diff`, `<rung>.ci_low`, `<rung>.ci_high` (the
+        mean exact difference in reward per impression over the replications, with the
+        Holm-consistent interval that decided the verdict at level `<rung>.ci_level`), the
+        minimum detectable effect and the cost difference. Its children — found by the tag
+        `mlflow.parentRunId` — are the rungs (`run_kind = compare_policy`) and the replications
+        (`run_kind = compare_replication`).
         """,
     ),
     code(
@@ -726,10 +732,9 @@ COMPARE = [
             filter_string=f"attributes.run_id = '{run_id}'",
             output_format="list",
         )
+        rung_runs = f"tags.mlflow.parentRunId = '{run_id}' and tags.run_kind = 'compare_policy'"
         children = mlflow.search_runs(
-            [experiment.experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{run_id}'",
-            output_format="list",
+            [experiment.experiment_id], filter_string=rung_runs, output_format="list"
         )
         children.sort(key=lambda r: rungs.index(r.data.tags["rung"]))
         summary_keys = ["true_value", "regret", "unsubscribe_rate", "final_policy_value"]
@@ -762,8 +767,8 @@ COMPARE = [
 
         One row per rung compared with the baseline: the verdict (`better` / `worse` only when
         the Holm-adjusted p-value is below alpha, otherwise `inconclusive`), the difference in
-        reward per impression with its 95% interval, the exact difference the simulator knows,
-        and how many rounds a 5% lift would need.
+        reward per impression with the interval that decided it (Holm-consistent, at the level
+        shown), and how many replications a 5% lift would need.
         """,
     ),
     code(
@@ -771,7 +776,7 @@ COMPARE = [
         """
         metrics = parent.data.metrics
         keys = ["value", "diff", "ci_low", "ci_high", "relative_lift", "p_adjusted", "true_diff"]
-        keys += ["mde", "rounds_needed", "cost_diff"]
+        keys += ["ci_level", "mde", "replications_needed", "cost_diff"]
         lift = pl.DataFrame(
             [
                 {
@@ -783,7 +788,7 @@ COMPARE = [
                 if f"verdict.{rung}" in tags
             ],
             schema_overrides={k: pl.Float64 for k in keys},
-        ).with_columns(pl.col("rounds_needed").round(0).cast(pl.Int64))
+        ).with_columns(pl.col("replications_needed").round(0).cast(pl.Int64))
 
         colours = {"better": "tab:green", "worse": "tab:red", "inconclusive": "tab:grey"}
         fig, ax = plt.subplots(figsize=(8, 0.6 * lift.height + 1.6))
@@ -807,14 +812,14 @@ COMPARE = [
         ax.axvline(0, color="k", lw=0.8)
         ax.set_yticks(y, [f"{r} ({v})" for r, v in lift.select("rung", "verdict").rows()])
         ax.set(
-            title=f"difference in reward per impression vs {tags['baseline']} (95% CI)",
+            title=f"difference in reward per impression vs {tags['baseline']} (Holm-consistent CI)",
             xlabel="Δ mean reward per impression",
         )
         fig.tight_layout()
         plt.show()
-        columns = ["rung", "verdict", "diff", "ci_low", "ci_high"]
-        for rung, verdict, d, lo, hi in lift.select(columns).rows():
-            ci = f"95% CI {lo:+.4f} to {hi:+.4f}"
+        columns = ["rung", "verdict", "diff", "ci_low", "ci_high", "ci_level"]
+        for rung, verdict, d, lo, hi, level in lift.select(columns).rows():
+            ci = f"{level:.1%} CI {lo:+.4f} to {hi:+.4f}"
             print(f"{rung} vs {tags['baseline']}: {verdict}, Δ {d:+.4f} ({ci})")
         lift
         """,
@@ -824,7 +829,8 @@ COMPARE = [
         """
         ## 5. Learning curves
 
-        Each child run logged its curves over rounds as MLflow metric histories: the exact
+        Each rung's child run logged its curves over rounds, averaged over the replications, as
+        MLflow metric histories: the exact
         cumulative regret against the (myopic) oracle, and the running true value (mean
         expected reward per round). A learner's regret curve bends as it learns; a flat slope
         means it has stopped losing ground. Read with `MlflowClient.get_metric_history`.
@@ -862,8 +868,8 @@ COMPARE = [
 
         The parent run's `tables/group_lifts.csv` artifact: the lift of each rung over the
         baseline within each segment, channel, weather and daypart: the difference in reward per
-        impression, ▲ where the rung is better and ▼ where it is worse (Holm-adjusted within
-        each dimension), unmarked where we can't tell, `(few)` for groups too small to test.
+        impression, ▲ where the rung is better and ▼ where it is worse (Holm over every cell of
+        the table at once), unmarked where we can't tell, `(few)` for groups too small to test.
         """,
     ),
     code(

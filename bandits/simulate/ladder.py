@@ -20,26 +20,43 @@ def run_ladder(
     settings: AudienceSettings,
     policies: Mapping[str, Policy],
     rounds: int,
-    seed: int,
+    seed: int | np.random.SeedSequence,
     *,
     eval_rounds: int = 5000,
     on_policy: Callable[[str, OnlineResult], None] | None = None,
+    policy_seeds: Mapping[str, np.random.SeedSequence] | None = None,
 ) -> dict[str, OnlineResult]:
     """Run each policy (label → unbound policy) on a fresh copy of the same audience.
 
     Every policy gets the same environment seed (same world, users, contexts and potential
-    outcomes: common random numbers) and the same policy seed, exactly as the ``simulate``
-    app with this ``seed`` would.
+    outcomes: common random numbers). With an integer ``seed`` and no ``policy_seeds`` that
+    is ``SeedSequence([seed, 0])`` and every policy also gets the same policy seed
+    ``SeedSequence([seed, 1])``, exactly as the ``simulate`` app with this ``seed`` would (so
+    the same policy listed twice is the same run twice). With ``policy_seeds`` (label → seed)
+    each rung draws its own; a :class:`~numpy.random.SeedSequence` ``seed`` is the
+    environment's seed itself (see :mod:`bandits.simulate.replications`).
     """
+    if isinstance(seed, np.random.SeedSequence):
+        env_seed = seed
+        if policy_seeds is None:
+            raise ValueError("a SeedSequence environment seed needs policy_seeds")
+    else:
+        env_seed = np.random.SeedSequence([seed, 0])
     results = {}
     for label, policy in policies.items():
-        env = Environment(settings, np.random.SeedSequence([seed, 0]))
-        results[label] = run_online(
-            env, policy, rounds, np.random.SeedSequence([seed, 1]), eval_rounds=eval_rounds
-        )
+        env = Environment(settings, fresh_seed(env_seed))  # spawning advances a SeedSequence
+        own = policy_seeds[label] if policy_seeds is not None else np.random.SeedSequence([seed, 1])
+        results[label] = run_online(env, policy, rounds, fresh_seed(own), eval_rounds=eval_rounds)
         if on_policy is not None:
             on_policy(label, results[label])
     return results
+
+
+def fresh_seed(ss: np.random.SeedSequence) -> np.random.SeedSequence:
+    """A copy of ``ss`` that has spawned no children yet: ``spawn`` advances the sequence it
+    is called on, so the same environment seed handed to every rung must be a fresh copy
+    each time for the rungs to see the same world (common random numbers)."""
+    return np.random.SeedSequence(ss.entropy, spawn_key=ss.spawn_key, pool_size=ss.pool_size)
 
 
 def paired_terms(results: Mapping[str, OnlineResult]) -> dict[str, PairedTerms]:

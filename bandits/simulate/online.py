@@ -63,7 +63,9 @@ class OnlineResult:
     Per-round arrays have shape ``(rounds,)`` over *all* impression opportunities (rounds
     lost to unsubscribes count as sent=False with zero reward and zero regret):
     ``sent``, ``reward`` (realised), ``expected`` (true expected reward of the chosen
-    variant), ``oracle`` (best expected reward), ``unsubscribed``.
+    variant), ``oracle`` (best expected reward), ``unsubscribed`` (realised) and
+    ``expected_unsubscribe`` (the true probability that the chosen variant makes the user
+    unsubscribe; 0 for lost rounds).
     ``log`` is the decision log (one row per message sent, see :func:`decision_log_schema`).
     """
 
@@ -78,6 +80,7 @@ class OnlineResult:
     final_policy_value: float
     final_oracle_value: float
     params: dict[str, Any] = field(default_factory=dict)
+    expected_unsubscribe: np.ndarray | None = None
 
     def summary(self) -> dict[str, float]:
         """Final metrics; realised means carry a 95% CLT interval."""
@@ -256,6 +259,7 @@ def run_online(
     expected = np.zeros(rounds)
     oracle = np.zeros(rounds)
     unsub = np.zeros(rounds, bool)
+    p_unsub = np.zeros(rounds)
     logs: list[pl.DataFrame] = []
     per_day = env.settings.impressions_per_day
     if on_curves is not None:
@@ -274,6 +278,7 @@ def run_online(
         reward[idx] = r
         expected[idx] = day.truth.expected_reward[rows, dec.actions]
         oracle[idx] = day.truth.expected_reward.max(axis=1)
+        p_unsub[idx] = day.truth.p_unsubscribe[rows, dec.actions]
         unsub[idx] = env.commit(day, dec.actions)
         if delay > 0 and isinstance(policy, Policy):
             pending.append((ctx, dec, r))
@@ -320,6 +325,7 @@ def run_online(
         final_policy_value=final_value,
         final_oracle_value=final_oracle,
         params=policy.get_params(),
+        expected_unsubscribe=p_unsub,
     )
 
 

@@ -5,19 +5,33 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import polars as pl
 import pytest
 
 from bandits.compare import (
     BETTER,
+    EXCEEDS,
     INCONCLUSIVE,
+    MAY_EXCEED,
+    WITHIN,
     WORSE,
+    Guardrail,
     PairedTerms,
+    PairEvidence,
+    block_edges,
+    blocked_difference,
+    check_guardrail,
+    compare_family,
     compare_to_baseline,
     group_lifts,
     headline,
     holm,
+    ladder_headline,
+    ladder_pairs,
     mde,
     paired_difference,
+    replicated_difference,
+    replicated_group_lifts,
     t_quantile,
     t_two_sided_p,
 )
@@ -142,3 +156,140 @@ def test_group_lifts_find_who_gains():
 def test_unknown_baseline():
     with pytest.raises(KeyError, match="baseline 'x'"):
         compare_to_baseline({"a": PairedTerms(np.ones(30))}, "x")
+
+
+# ----- over replications, the whole ladder as one family -------------------------------------
+
+
+def test_replicated_difference_by_hand():
+    x = np.array([0.01, 0.03, -0.01, 0.02, 0.05])
+    res = replicated_difference(x)
+    se = x.std(ddof=1) / math.sqrt(5)
+    t4 = 2.7764451051977987  # Student t, 4 degrees of freedom, 0.975 quantile (tables)
+    assert res.diff == pytest.approx(x.mean()) and res.stderr == pytest.approx(se)
+    assert res.ci_low == pytest.approx(x.mean() - t4 * se)
+    assert res.p_value == pytest.approx(t_two_sided_p(x.mean() / se, 4))
+    assert (res.n, res.n_blocks) == (5, 5)
+    assert math.isinf(replicated_difference(np.array([0.2])).stderr)  # one run: no interval
+    same = replicated_difference(np.zeros(4))  # e.g. a deterministic policy twice
+    assert same.p_value == 1.0 and same.ci_low == same.ci_high == 0.0
+
+
+def test_blocked_difference_equals_paired_difference():
+    rng = np.random.default_rng(4)
+    a, b = rng.random(1003), rng.random(1003)
+    direct = paired_difference(a, b, n_blocks=17)
+    edges = block_edges(1003, 17)
+    sums = np.add.reduceat(a, edges[:-1]) - np.add.reduceat(b, edges[:-1])
+    from_sums = blocked_difference(sums, np.diff(edges))
+    assert from_sums.diff == pytest.approx(direct.diff, abs=1e-12)
+    assert from_sums.stderr == pytest.approx(direct.stderr, rel=1e-12)
+    assert from_sums.p_value == pytest.approx(direct.p_value, rel=1e-9)
+
+
+def _values(rng, effects, reps, sd):
+    """Per-replication values ``(reps,)`` of rungs with the given mean effects, correlated
+    within a replication (a shared world effect)."""
+    world = rng.normal(0.3, 0.05, reps)
+    return {k: world + mu + rng.normal(0, sd, reps) for k, mu in effects.items()}
+
+
+def _family(values, baseline):
+    """Every pair's verdict over replications (one family) and the rungs' mean values."""
+    pairs = ladder_pairs(list(values), baseline)
+    evidence = {p: PairEvidence(replicated_difference(values[p[0]] - values[p[1]])) for p in pairs}
+    means = {k: float(v.mean()) for k, v in values.items()}
+    reps = len(next(iter(values.values())))
+    return compare_family(evidence, means, replications=reps, unit="replications"), means
+
+
+def test_family_intervals_decide_the_verdicts():
+    """Holm-consistent: every printed interval excludes 0 exactly when its verdict is
+    better/worse, at a level between 1 - alpha and 1 - alpha/m."""
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        effects = {"base": 0.0, **{k: rng.choice([0.0, 0.004, 0.02]) for k in "abc"}}
+        family, _ = _family(_values(rng, effects, 12, 0.01), "base")
+        assert len(family) == 6  # every pair of 4 rungs, the baseline pairs first
+        assert [c.baseline for c in family[:3]] == ["base"] * 3
+        for c in family:
+            excludes = c.ci_low > 0 or c.ci_high < 0
+            assert excludes == (c.verdict in {BETTER, WORSE}), c.sentence()
+            assert 0.95 - 1e-12 <= c.ci_level <= 1 - 0.05 / 6 + 1e-12
+            if c.verdict == INCONCLUSIVE:
+                assert "replications of this campaign would detect" in c.sentence()
+
+
+def test_ladder_headline_answers_the_whole_ladder():
+    rng = np.random.default_rng(6)
+    effects = {
+        "retargeting": 0.0,
+        "one_for_all": 0.05,
+        "segments": 0.07,
+        "linucb": 0.1,
+        "vw": 0.05,
+    }
+    family, means = _family(_values(rng, effects, 10, 0.002), "retargeting")
+    guard = Guardrail(max_extra_per_1000=1.0)
+    cost = {k: replicated_difference(np.full(10, 0.004) + rng.normal(0, 1e-5, 10)) for k in effects}
+    cost["one_for_all"] = replicated_difference(np.full(10, 0.009) + rng.normal(0, 1e-5, 10))
+    vs = {
+        k: replicated_difference(
+            (0.009 if k == "one_for_all" else 0.004) - np.full(10, 0.004) + rng.normal(0, 1e-5, 10)
+        )
+        for k in effects
+        if k != "retargeting"
+    }
+    checks = check_guardrail(cost, vs, "retargeting", guard)
+    assert checks["one_for_all"].status == EXCEEDS and checks["linucb"].status == WITHIN
+    text = ladder_headline(
+        family,
+        "retargeting",
+        means,
+        focus=["linucb", "vw"],
+        versus=["retargeting", "segments"],
+        guardrails=checks,
+        guardrail=guard,
+    )
+    for rung in ("one_for_all", "segments", "linucb", "vw"):  # every rung with its verdict
+        assert rung in text.split(";")[0], text
+    assert "linucb beats both retargeting and segments" in text
+    assert "vw beats retargeting but is worse than segments" in text
+    assert "best rung: linucb (better than every other rung)" in text
+    assert "one_for_all wins on reward but exceeds the unsubscribe budget" in text
+
+
+def test_guardrail_levels_and_statuses():
+    rates = {"a": np.full(5, 0.002), "b": np.array([0.004, 0.006, 0.005, 0.007, 0.0055])}
+    cost = {k: replicated_difference(v) for k, v in rates.items()}
+    checks = check_guardrail(cost, {}, "a", Guardrail(max_per_1000=5.0), alpha=0.05)
+    assert checks["a"].status == WITHIN and checks["b"].status == MAY_EXCEED
+    assert checks["a"].level == pytest.approx(1 - 0.05 / 2)  # Bonferroni over 2 intervals
+    lo, hi = checks["b"].rate[1:]
+    assert lo < 5.0 < hi
+    assert check_guardrail(cost, {}, "a", Guardrail()) == {}
+
+
+def test_replicated_group_lifts_control_every_cell_at_once():
+    """A planted gain in one cell is found; the family is every cell of every rung; with one
+    replication the table is exploratory (no claims)."""
+    rng = np.random.default_rng(7)
+    reps, groups = 10, {"segment": ["loyal", "new"], "channel": ["email", "sms", "web"]}
+    counts = {d: np.full((reps, len(g)), 300) for d, g in groups.items()}
+    base = {d: rng.normal(0.2, 0.01, (reps, len(g))) for d, g in groups.items()}
+    gain = {d: b + rng.normal(0, 0.002, b.shape) for d, b in base.items()}
+    gain["segment"][:, 0] += 0.03
+    same = {d: b + rng.normal(0, 0.002, b.shape) for d, b in base.items()}
+    table = replicated_group_lifts(groups, counts, {"base": base, "a": gain, "b": same}, "base")
+    claims = table.filter(pl.col("verdict").is_in([BETTER, WORSE]))
+    assert claims.select("policy", "group").rows() == [("a", "loyal")]
+    assert table.height == 10 and set(table["ci_level"].round(6)) <= {
+        round(1 - 0.05 / k, 6) for k in range(1, 11)
+    }
+    one = replicated_group_lifts(
+        groups,
+        {d: c[:1] for d, c in counts.items()},
+        {k: {d: v[:1] for d, v in x.items()} for k, x in {"base": base, "a": gain}.items()},
+        "base",
+    )
+    assert set(one["verdict"]) == {"exploratory"}

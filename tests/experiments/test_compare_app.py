@@ -20,29 +20,54 @@ def _runs(tmp_path: Path):
     return mlflow_runs(tmp_path, "compare")
 
 
-SMALL = ["audience=small", "rounds=1500", "eval_rounds=200", "~ladder.vw", "progress=false"]
+SMALL = [
+    "audience=small",
+    "rounds=1500",
+    "eval_rounds=200",
+    "~ladder.vw",
+    "progress=false",
+    "replications=3",
+    "n_jobs=1",
+]
+RUNGS = {"one_for_all", "segments", "retargeting", "linucb"}
+
+
+def _children(runs, parent, kind: str):
+    return [
+        r
+        for r in runs
+        if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+        and r.data.tags.get("run_kind") == kind
+    ]
 
 
 def test_comparison_parent_children_verdicts_report_and_resume(tmp_path):
-    proc = _cli(tmp_path, *SMALL, "seed=2")
+    proc = _cli(tmp_path, *SMALL, "seed=2", "n_jobs=2")  # replications in joblib workers
     assert proc.returncode == 0, proc.stderr
     assert "VERDICT" in proc.stderr and "report.html" in proc.stderr
+    assert "1,500-impression campaign on this audience" in proc.stderr
+    assert "over 3 independent runs" in proc.stderr
     runs = _runs(tmp_path)
     (parent,) = [r for r in runs if r.data.tags.get("run_kind") == "compare"]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    children = _children(runs, parent, "compare_policy")
     assert parent.info.status == "FINISHED"
-    assert {c.data.tags["rung"] for c in children} == {
-        "one_for_all",
-        "segments",
-        "retargeting",
-        "linucb",
-    }
+    assert {c.data.tags["rung"] for c in children} == RUNGS
     assert all(c.info.status == "FINISHED" for c in children)
+    reps = _children(runs, parent, "compare_replication")
+    assert sorted(int(r.data.tags["replication"]) for r in reps) == [0, 1, 2]
+    assert all(r.info.status == "FINISHED" for r in reps)
     tags, metrics = parent.data.tags, parent.data.metrics
+    assert tags["replications"] == "3" and parent.data.params["replications"] == "3"
+    assert "over 3 independent runs" in tags["estimand"]
     for rung in ("one_for_all", "segments", "linucb"):
         assert tags[f"verdict.{rung}"] in {"better", "worse", "inconclusive"}
         assert metrics[f"{rung}.ci_low"] <= metrics[f"{rung}.diff"] <= metrics[f"{rung}.ci_high"]
-        assert f"{rung}.true_diff" in metrics and f"{rung}.rounds_needed" in metrics
+        assert f"{rung}.replications_needed" in metrics and f"{rung}.within_stderr" in metrics
+        assert rung in tags["headline"]  # every rung's verdict is in the headline
+        assert tags[f"guardrail.{rung}"] in {"within", "exceeds", "may exceed"}
+    assert tags["verdict.linucb.vs.segments"] in {"better", "worse", "inconclusive"}
+    assert tags["best_rung"] in RUNGS and tags["best_rung.clear"] in {"true", "false"}
+    assert metrics["retargeting.value"] > 0
     assert tags["headline"].endswith(".")
     import mlflow
 
@@ -55,12 +80,58 @@ def test_comparison_parent_children_verdicts_report_and_resume(tmp_path):
         )
     ).read_text()
     assert "Every policy against the baseline" in html and "data:image/png;base64" in html
+    assert "The question answered" in html and "The rest of the ladder" in html
+    assert "retargeting (baseline)" in html and "every cell of every table" in html
     assert len(client.get_metric_history(children[0].info.run_id, "cumulative_regret")) > 50
 
-    # resume: the same configuration is skipped, a different seed is not
+    # resume: the same configuration is skipped; more replications reuse the finished ones
     again = _cli(tmp_path, *SMALL, "seed=2")
     assert again.returncode == 0 and "already finished" in again.stderr
     assert len(_runs(tmp_path)) == len(runs)
+    more = _cli(tmp_path, *SMALL, "seed=2", "replications=4")
+    assert more.returncode == 0, more.stderr
+    assert "replications: 4 (3 reused from finished runs), 1 to run" in more.stderr
+    (latest,) = [
+        r
+        for r in _runs(tmp_path)
+        if r.data.tags.get("run_kind") == "compare" and r.info.run_id != parent.info.run_id
+    ]
+    reps4 = _children(_runs(tmp_path), latest, "compare_replication")
+    assert sorted(int(r.data.tags["replication"]) for r in reps4) == [0, 1, 2, 3]
+    reused = {r.data.tags["replication"]: r for r in reps4 if "resumed_from" in r.data.tags}
+    assert set(reused) == {"0", "1", "2"}
+    before = {r.data.tags["replication"]: r.data.metrics for r in reps}
+    for index, r in reused.items():
+        assert r.data.metrics["linucb.value"] == before[index]["linucb.value"]
+
+
+def test_one_replication_and_the_same_policy_twice(tmp_path):
+    """The same policy listed twice is a genuine A/A (its own seed per rung); with one
+    replication the console says the interval cannot be formed over runs, the verdict falls
+    back to that run's batch means and the who-gains tables are exploratory."""
+    proc = _cli(
+        tmp_path,
+        *SMALL,
+        "replications=1",
+        "+ladder.linucb_again={name: linucb}",
+        "baseline=linucb",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "no interval over replications can be formed" in proc.stderr
+    runs = _runs(tmp_path)
+    (parent,) = [r for r in runs if r.data.tags.get("run_kind") == "compare"]
+    rungs = {c.data.tags["rung"]: c for c in _children(runs, parent, "compare_policy")}
+    assert rungs["linucb"].data.metrics["value"] != rungs["linucb_again"].data.metrics["value"]
+    assert parent.data.tags["replications"] == "1"
+    import mlflow
+    import polars as pl
+
+    path = mlflow.artifacts.download_artifacts(
+        run_id=parent.info.run_id,
+        artifact_path="tables/group_lifts.csv",
+        dst_path=str(tmp_path / "g"),
+    )
+    assert set(pl.read_csv(path)["verdict"]) <= {"exploratory", "too few rounds"}
 
 
 def test_sweep_over_scenarios_with_a_failing_job(tmp_path):
@@ -101,6 +172,7 @@ def log_dir(tmp_path_factory) -> Path:
 def test_comparison_on_logs(tmp_path, log_dir):
     proc = _cli(tmp_path, "source=logs", f"logs={log_dir}", "~ladder.vw", "progress=false")
     assert proc.returncode == 0, proc.stderr
+    assert "replications apply to simulation only" in proc.stderr
     (parent,) = [r for r in _runs(tmp_path) if r.data.tags.get("run_kind") == "compare"]
     m = parent.data.metrics
     for rung in ("one_for_all", "segments", "linucb"):
@@ -117,6 +189,14 @@ def test_comparison_on_logs(tmp_path, log_dir):
         (["experiment=nope"], "error: unknown experiment 'nope'"),
         (["source=logs"], "error: source=logs needs logs=PATH"),
         (["ladder.linucb.name=magic"], "error: unknown policy 'magic'"),
+        (["replications=0"], "error: replications=0: must be ≥ 1"),
+        (["replications=abc"], "error: replications='abc': expected an integer"),
+        (["replications=2.5"], "error: replications=2.5: expected an integer"),
+        (["n_jobs=0"], "error: n_jobs must be a whole number >= 1"),
+        (
+            ["guardrail.max_unsubscribe_per_1000=-1"],
+            "error: guardrail.max_unsubscribe_per_1000 must be a number >= 0",
+        ),
     ],
 )
 def test_bad_input(tmp_path, args, message):
@@ -125,6 +205,7 @@ def test_bad_input(tmp_path, args, message):
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith(message), proc.stderr
     assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "mlflow.db").exists() or not _runs(tmp_path)  # before any run
 
 
 def test_ladder_fits_a_log_without_the_simulators_columns(tmp_path, log_dir):

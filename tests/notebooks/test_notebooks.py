@@ -164,7 +164,7 @@ def test_compare_from_python(tmp_path: Path, kernel_dir: Path) -> None:
         "LADDER_DROP = ['vw', 'one_for_all']\n"
         "SEED = 1\n"
         f"TRACKING_URI = 'sqlite:///{db.as_posix()}'\n"
-        "EXTRA_OVERRIDES = ['eval_rounds=500']\n"
+        "EXTRA_OVERRIDES = ['eval_rounds=500', 'replications=3', 'n_jobs=1']\n"
     )
     nb = execute(COMPARE, parameters, tmp_path, kernel_dir)
 
@@ -189,7 +189,13 @@ def test_compare_from_python(tmp_path: Path, kernel_dir: Path) -> None:
     children = [r for r, p in parents.items() if p == parent]
     assert status[parent] == "FINISHED"
     rung_of = {r: v for r, k, v in tags if k == "rung"}
-    assert sorted(rung_of[c] for c in children) == ["linucb", "retargeting", "segments"]
+    replication_of = {r: v for r, k, v in tags if k == "replication"}
+    assert sorted(rung_of[c] for c in children if c in rung_of) == [
+        "linucb",
+        "retargeting",
+        "segments",
+    ]
+    assert sorted(replication_of[c] for c in children if c not in rung_of) == ["0", "1", "2"]
     assert all(status[c] == "FINISHED" for c in children)
     parent_tags = {k: v for r, k, v in tags if r == parent}
     assert parent_tags["headline"] == headline
@@ -198,13 +204,13 @@ def test_compare_from_python(tmp_path: Path, kernel_dir: Path) -> None:
     lift = text(nb, "lift")
     for rung in ("segments", "linucb"):
         line = re.search(
-            rf"^{rung} vs retargeting: (\w+), Δ {FLOAT} \(95% CI {FLOAT} to {FLOAT}\)$",
+            rf"^{rung} vs retargeting: (\w+), Δ {FLOAT} \({FLOAT}% CI {FLOAT} to {FLOAT}\)$",
             lift.replace("+", ""),
             re.M,
         )
         assert line, lift
         assert line[1] == parent_tags[f"verdict.{rung}"]
-        diff, low, high = float(line[2]), float(line[3]), float(line[4])
+        diff, low, high = float(line[2]), float(line[4]), float(line[5])
         assert low <= diff <= high
     for cell in ("lift", "curves"):  # inline plots, also after the app switched to Agg
         assert n_images(nb, cell) == 1, cell
