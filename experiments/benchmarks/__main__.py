@@ -36,6 +36,8 @@ BENCHMARKS: dict[str, str] = {
     "coverage": "experiments.benchmarks.coverage:bench_coverage",
     "mlflow": "experiments.benchmarks.apps:bench_mlflow",
     "sweep": "experiments.benchmarks.apps:bench_sweep",
+    "default_job": "experiments.benchmarks.default_job:bench_default_job",
+    "verdict_calibration": "experiments.benchmarks.verdict_calibration:bench_verdict_calibration",
 }
 
 RESULTS = Path(__file__).with_name("results.md")
