@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"# The default compare job (commit {git_commit()}, {time.strftime('%Y-%m-%d %H:%M')})",
         "",
-        f"Command: `python -m experiments.benchmarks.default_job {given}`".replace(" `", "`"),
+        "Command: `" + f"python -m experiments.benchmarks.default_job {given}".strip() + "`",
         "",
         "| run | wall (s) | replications | workers | per replication (s, median) | "
         "replications' own total (s) | the rest (s) |",
