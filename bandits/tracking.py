@@ -108,10 +108,190 @@ def default_tracking_uri(base_dir: str | os.PathLike[str] | None = None) -> str:
 
 
 def configure(uri: str | None, base_dir: str | os.PathLike[str] | None = None) -> str:
-    """Point MLflow at ``uri`` (or the default) and return the URI used."""
+    """Point MLflow at ``uri`` (or the default) and return the URI used.
+
+    A local SQLite store is created atomically when it does not exist yet
+    (:func:`ensure_sqlite_store`) and checked to be usable; runs of this machine whose
+    process died without ending them are then marked KILLED (:func:`reap_dead_runs`)."""
     uri = uri or default_tracking_uri(base_dir)
+    if uri.startswith("sqlite:///"):
+        ensure_sqlite_store(Path(uri[len("sqlite:///") :]))
     mlflow.set_tracking_uri(uri)
+    reap_dead_runs()
     return uri
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _process_start(pid: int) -> str:
+    """The kernel's start time of process ``pid`` (clock ticks since boot, from
+    ``/proc/<pid>/stat``), so a reused pid is not mistaken for the run's process; "" where
+    ``/proc`` is not available."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22 of stat, after "pid (comm)"
+
+
+def ensure_sqlite_store(db: Path) -> None:
+    """Make ``db`` a complete MLflow SQLite store, or fail in one line.
+
+    A missing store is built in a temporary file beside it — MLflow's own schema creation
+    and migrations, run to the end — and renamed into place, under an exclusive lock
+    (``<db>.lock``), so an interrupted first command leaves no store at all (the next one
+    builds it again) and concurrent first commands wait for one complete store. An existing
+    file that is not a complete store is a one-line error saying what to do.
+
+    Raises:
+        ConfigError: the directory cannot be written, or the file is not a usable store.
+    """
+    import fcntl
+
+    from bandits.errors import ConfigError
+
+    db = db.expanduser().resolve()
+    if db.is_file() and db.stat().st_size > 0:
+        _check_sqlite_store(db)
+        return
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(db.with_name(db.name + ".lock"), "a")  # held for the block below
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the MLflow store '{db}': {exc.strerror or exc} "
+            "(choose a writable directory, or set tracking.uri)"
+        ) from None
+    with lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        if db.is_file() and db.stat().st_size > 0:  # built by the command we waited for
+            _check_sqlite_store(db)
+            return
+        for stale in db.parent.glob(f".{db.name}.init-*"):
+            pid = stale.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                stale.unlink(missing_ok=True)
+        tmp = db.with_name(f".{db.name}.init-{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        try:
+            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+            store = SqlAlchemyStore(f"sqlite:///{tmp}", (db.parent / "mlartifacts").as_uri())
+            store.engine.dispose()
+            os.replace(tmp, db)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise ConfigError(
+                f"cannot create the MLflow store '{db}': {exc.strerror or exc} "
+                "(no space left, or not writable: free space or set tracking.uri)"
+            ) from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+def _check_sqlite_store(db: Path) -> None:
+    """One-line ConfigError unless ``db`` is an SQLite file with MLflow's schema version."""
+    import sqlite3
+
+    from bandits.errors import ConfigError
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as c:
+            version = c.execute("SELECT version_num FROM alembic_version").fetchone()
+            c.execute("SELECT 1 FROM experiments LIMIT 1").fetchall()
+    except sqlite3.Error as exc:
+        raise ConfigError(
+            f"the MLflow store '{db}' is not usable ({exc}): move it aside "
+            f"(mv {db.name} {db.name}.broken) and rerun to start a new one"
+        ) from None
+    if version is None:
+        raise ConfigError(
+            f"the MLflow store '{db}' has no schema version (an interrupted creation): move it "
+            f"aside (mv {db.name} {db.name}.broken) and rerun to start a new one"
+        )
+
+
+#: Tags identifying the process that owns a run (how :func:`reap_dead_runs` finds the dead).
+TAG_HOST, TAG_PID, TAG_PROCESS_START = "process.host", "process.pid", "process.start"
+
+
+def _owner_tags() -> dict[str, str]:
+    import socket
+
+    pid = os.getpid()
+    return {
+        TAG_HOST: socket.gethostname(),
+        TAG_PID: str(pid),
+        TAG_PROCESS_START: _process_start(pid),
+    }
+
+
+def reap_dead_runs(notice: Callable[[str], None] | None = None) -> list[str]:
+    """Mark KILLED the RUNNING runs of this machine whose owning process is gone (killed
+    with ``kill -9``, out of memory, power loss): a run records its host, pid and process
+    start time as tags; the pid no longer exists, or belongs to a newer process. Runs of
+    other hosts are left alone (their processes cannot be checked from here). Temporary
+    artifact folders of dead processes are removed. Prints one line per sweep of reaping
+    (``notice``, default stderr) and returns the ids marked."""
+    import socket
+
+    client = MlflowClient()
+    host = socket.gethostname()
+    try:
+        experiments = [e.experiment_id for e in client.search_experiments(max_results=1000)]
+        running = (
+            client.search_runs(
+                experiments,
+                filter_string=f"attributes.status = 'RUNNING' and tags.`{TAG_HOST}` = '{host}'",
+                max_results=10_000,
+            )
+            if experiments
+            else []
+        )
+    except mlflow.exceptions.MlflowException:
+        return []
+    dead: list[str] = []
+    for r in running:
+        pid_text = r.data.tags.get(TAG_PID, "")
+        if not pid_text.isdigit():
+            continue
+        pid = int(pid_text)
+        started = r.data.tags.get(TAG_PROCESS_START, "")
+        if _pid_alive(pid) and (not started or _process_start(pid) == started):
+            continue
+        client.set_tag(r.info.run_id, "ended_by", f"process {pid} on {host} died without ending it")
+        client.set_terminated(r.info.run_id, status="KILLED")
+        dead.append(r.info.run_id)
+    _remove_stale_temp_dirs()
+    if dead:
+        ids = ", ".join(d[:8] for d in dead[:5]) + (", …" if len(dead) > 5 else "")
+        many = len(dead) > 1
+        line = (
+            f"note: marked {len(dead)} run{'s' if many else ''} KILLED whose process died "
+            f"without ending {'them' if many else 'it'} ({ids})"
+        )
+        (notice or (lambda text: print(text, file=sys.stderr)))(line)
+    return dead
+
+
+_TEMP_PREFIX = "bandits-artifact-"
+
+
+def _remove_stale_temp_dirs() -> None:
+    """Remove ``$TMPDIR/bandits-artifact-<pid>-*`` folders whose process is gone."""
+    for path in Path(tempfile.gettempdir()).glob(f"{_TEMP_PREFIX}*-*"):
+        pid = path.name[len(_TEMP_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def ensure_experiment(name: str, artifact_root: str | None = None) -> str:
@@ -194,7 +374,7 @@ def run(
     the module docstring); the queue is drained before the run ends, and a failed call fails
     the run."""
     exp_id = ensure_experiment(experiment)
-    all_tags = {"git_commit": git_commit(Path(__file__).parent)}
+    all_tags = {"git_commit": git_commit(Path(__file__).parent), **_owner_tags()}
     all_tags.update({f"version.{k}": v for k, v in package_versions().items()})
     if tags:
         all_tags.update(tags)
@@ -218,16 +398,18 @@ def run(
             clean()
         return error
 
+    restore = _catch_termination()
     try:
         yield run_id
-    except KeyboardInterrupt:
+    except BaseException as exc:
         stop_worker(cancel=True)
-        mlflow.end_run(status="KILLED")
+        # Ctrl-C inside compiled code can surface as another error (numba: SystemError);
+        # what ended the run is the signal
+        killed = isinstance(exc, KeyboardInterrupt) or _signalled
+        mlflow.end_run(status="KILLED" if killed else "FAILED")
         raise
-    except BaseException:
-        stop_worker(cancel=True)
-        mlflow.end_run(status="FAILED")
-        raise
+    finally:
+        restore()
     error = stop_worker(cancel=False)
     if error is not None:
         mlflow.end_run(status="FAILED")
@@ -235,10 +417,47 @@ def run(
     mlflow.end_run(status="FINISHED")
 
 
+#: set when SIGINT or SIGTERM arrived during a run (so the run ends KILLED, not FAILED)
+_signalled = False
+
+
+def _catch_termination() -> Callable[[], None]:
+    """In the main thread, make SIGTERM and SIGINT interrupt the run with KeyboardInterrupt
+    (so it ends KILLED, and its ``finally`` blocks run) and remember that a signal came.
+    Returns the function restoring the previous handlers (a no-op in other threads, where
+    Python cannot install handlers)."""
+    import signal
+    import threading
+
+    global _signalled
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    _signalled = False
+
+    def on_signal(signum: int, frame: Any) -> None:
+        global _signalled
+        _signalled = True
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, on_signal)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
 def start_parent(experiment: str, run_name: str, tags: Mapping[str, str] | None = None) -> str:
     """Create a parent run without making it active (for sweeps); returns its id."""
     exp_id = ensure_experiment(experiment)
-    all_tags = {"git_commit": git_commit(Path(__file__).parent), "run_kind": "sweep"}
+    all_tags = {
+        "git_commit": git_commit(Path(__file__).parent),
+        "run_kind": "sweep",
+        **_owner_tags(),
+    }
     all_tags.update(tags or {})
     created = MlflowClient().create_run(exp_id, run_name=run_name, tags=all_tags)
     return created.info.run_id
@@ -299,7 +518,7 @@ def finished_runs(
 
 def load_dict(run_id: str, artifact_file: str) -> dict[str, Any]:
     """A JSON artifact of a run (written by :func:`log_dict`) read back."""
-    tmp = Path(tempfile.mkdtemp(prefix="bandits-artifact-"))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-"))
     try:
         path = mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path=artifact_file, dst_path=str(tmp)
@@ -369,7 +588,7 @@ def log_metric_series(frame: pl.DataFrame, step_column: str = "step") -> None:
 
 def _upload(run_id: str, write: Callable[[Path], None], artifact_file: str) -> None:
     """``write(path)`` into a fresh temp dir, upload it as ``artifact_file``, clean up."""
-    tmp = Path(tempfile.mkdtemp(prefix="bandits-artifact-"))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-"))
     try:
         path = tmp / Path(artifact_file).name
         write(path)
