@@ -93,7 +93,7 @@ def beta_win_probs(alpha, beta, out):
     Work is O(K · GL_NODES²) per panel and the number of panels grows like the log of the
     ratio of the widest to the narrowest posterior. The result is normalised to sum to 1;
     accuracy against an independent reference (SciPy's incomplete beta and adaptive
-    quadrature) is tested in ``tests/test_thompson_probs.py`` (absolute errors ≲ 1e-9 for
+    quadrature) is tested in ``tests/policies/test_thompson_probs.py`` (absolute errors ≲ 1e-9 for
     posteriors with densities bounded at 0 and 1, i.e. α, β ≥ 1; lower where a prior below 1
     makes a density unbounded). Win probabilities that underflow become :data:`PROB_FLOOR`.
     """

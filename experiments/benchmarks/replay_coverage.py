@@ -280,8 +280,49 @@ def report(rows: list[dict], setup: Setup, command: str, seconds: float, label: 
         f"world on independent days (its standard error, at most {truth_se:.4f} here, is "
         "taken out of the se ratio). See the module docstring of "
         "`experiments/benchmarks/replay_coverage.py` for the estimand and the intervals.\n\n"
-        f"The interval replay now prints, e.g.: *{label}*.\n\n" + table(rows) + "\n"
+        f"The interval replay now prints, e.g.: *{label}*.\n\n"
+        + table(rows)
+        + "\n\n"
+        + _before_after(rows)
     )
+
+
+def _before_after(rows: list[dict]) -> str:
+    """The headline: coverage of the former (i.i.d.) and the new (day-clustered) interval."""
+
+    def span(kind: str) -> str:
+        got = [r for r in rows if r["interval"] == kind]
+        return ", ".join(
+            f"{r['policy']} {r['coverage']:.1%} (se ratio {_ratio(r['se_ratio'])})" for r in got
+        )
+
+    return (
+        "**Before** (the i.i.d. interval replay used to print, same replays): "
+        f"{span('iid')}.\n\n**After** (the day-clustered t interval, the default now): "
+        f"{span('day-clustered')}.\n\n"
+        "Reading: an se ratio below 1 is an interval too narrow for the replay's real error "
+        "(the i.i.d. one leaves out day-to-day variation and the learning path's dependence); "
+        "above 1, a conservative one. The day-clustered interval runs large where the "
+        "between-day spread holds more than sampling noise: a learning curve that climbs over "
+        "the days (LinUCB) and, for every policy, the weekday effect — a 14-day log has each "
+        "weekday twice, as does the online run, so it is fixed by the calendar, yet the "
+        "cluster variance counts it. The `blocks` row is what a log without a day or date "
+        "column gets. `segment_ts` is the quadrature version; its Monte-Carlo predecessor "
+        "was not replayed here.\n\n" + ALTERNATIVES
+    )
+
+
+#: Other intervals measured while choosing this one (development seeds, not the run above).
+ALTERNATIVES = (
+    "Alternatives measured while choosing (development seeds 555 and 999, 80–120 worlds, "
+    "not the seeds above): day clusters on residuals from a fitted learning curve "
+    "(intercept + log-index slope, t on G − 2 df) take the trend out — LinUCB 94–97% — but "
+    "also the slow part of the learning path, and undercover segment_ts (86–87%); adding "
+    "the path's variance measured by re-running the replay with 8 independent acceptance "
+    "draws (less the subsampling noise already counted) gave LinUCB 96%, segment_ts 92.5% "
+    "at 9× the replay's cost and with a heuristic correction, so the plain day-clustered "
+    "interval (conservative, never undercovering here) is the default.\n"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

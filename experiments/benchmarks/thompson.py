@@ -78,6 +78,7 @@ def bench_thompson(quick: bool, rounds: int | None = None, seed: int = 3) -> lis
         )
         ctx = days[-1][0]
         reps = 3 if quick else 20
+        policy.action_probs(ctx.slice(0, 1))  # compile / load
         t0 = time.perf_counter()
         for _ in range(reps):
             policy.action_probs(ctx)
