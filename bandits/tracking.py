@@ -114,11 +114,46 @@ def configure(uri: str | None, base_dir: str | os.PathLike[str] | None = None) -
     (:func:`ensure_sqlite_store`) and checked to be usable; runs of this machine whose
     process died without ending them are then marked KILLED (:func:`reap_dead_runs`)."""
     uri = uri or default_tracking_uri(base_dir)
+    check_tracking_uri(uri)
     if uri.startswith("sqlite:///"):
         ensure_sqlite_store(Path(uri[len("sqlite:///") :]))
     mlflow.set_tracking_uri(uri)
     reap_dead_runs()
     return uri
+
+
+#: Tracking URI schemes MLflow can store runs in.
+TRACKING_SCHEMES = ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks")
+
+
+def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
+    """One-line ConfigError for a tracking URI MLflow cannot use: an unknown scheme, or a
+    tracking server (``http(s)://``) that does not answer its ``/health`` endpoint within
+    ``timeout`` seconds (instead of MLflow's minutes of retries)."""
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlparse
+
+    from bandits.errors import ConfigError
+
+    scheme = urlparse(uri).scheme.split("+", 1)[0]
+    if scheme and len(scheme) > 1 and scheme not in TRACKING_SCHEMES:
+        raise ConfigError(
+            f"tracking.uri={uri}: unknown scheme '{scheme}' (use sqlite:///path/mlflow.db, "
+            f"http://host:port of an mlflow server, or one of {', '.join(TRACKING_SCHEMES)})"
+        )
+    if scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
+                pass
+        except urllib.error.HTTPError:
+            return  # it answered: a server (perhaps without /health)
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ConfigError(
+                f"tracking server {uri} does not answer ({reason}): start it "
+                "(mlflow server --host 127.0.0.1 --port …) or set tracking.uri"
+            ) from None
 
 
 def _pid_alive(pid: int) -> bool:

@@ -176,6 +176,9 @@ BAD_VALUES = [
     (["stream.batch_rows=0"], "stream.batch_rows=0: must be ≥ 1"),
     (["policy=linucb", "policy.alpha=abc"], "policy.alpha='abc': expected a number"),
     (["policy=linucb", "train_fraction=1.5"], "train_fraction=1.5: must be in (0, 1)"),
+    (["tracking.uri=bogus://x"], "tracking.uri=bogus://x: unknown scheme 'bogus'"),
+    (["tracking.uri=http://127.0.0.1:9"], "tracking server http://127.0.0.1:9 does not answer"),
+    (["tracking.uri=sqlite:////proc/nope/mlflow.db"], "cannot create the MLflow store"),
 ]
 
 
