@@ -485,16 +485,68 @@ def _catch_termination() -> Callable[[], None]:
     return restore
 
 
-def start_parent(experiment: str, run_name: str, tags: Mapping[str, str] | None = None) -> str:
-    """Create a parent run without making it active (for sweeps); returns its id."""
+def start_parent(
+    experiment: str,
+    run_name: str,
+    tags: Mapping[str, str] | None = None,
+    sweep_key: str | None = None,
+) -> str:
+    """Create a parent run without making it active (for sweeps); returns its id.
+
+    With ``sweep_key`` (a hash of the sweep's app, overrides and experiment), the newest
+    earlier parent with that key — a sweep interrupted, failed or finished before — is
+    adopted instead: reopened (RUNNING), its ``attempts`` tag counted up, so a rerun sweep
+    links every job to one parent (:func:`link_finished` for the jobs it skips)."""
     exp_id = ensure_experiment(experiment)
+    client = MlflowClient()
+    if sweep_key:
+        earlier = client.search_runs(
+            [exp_id],
+            filter_string=f"tags.sweep_key = '{sweep_key}'",
+            max_results=1,
+            order_by=["attributes.start_time DESC"],
+        )
+        if earlier:
+            run_id = earlier[0].info.run_id
+            attempts = int(earlier[0].data.tags.get("attempts", "1")) + 1
+            client.update_run(run_id, status="RUNNING")
+            for key, value in {**_owner_tags(), "attempts": str(attempts)}.items():
+                client.set_tag(run_id, key, value)
+            return run_id
     all_tags = {
         "git_commit": git_commit(Path(__file__).parent),
         "run_kind": "sweep",
         **_owner_tags(),
+        **({"sweep_key": sweep_key} if sweep_key else {}),
     }
     all_tags.update(tags or {})
-    created = MlflowClient().create_run(exp_id, run_name=run_name, tags=all_tags)
+    created = client.create_run(exp_id, run_name=run_name, tags=all_tags)
+    return created.info.run_id
+
+
+def link_finished(parent_run_id: str, finished_run_id: str) -> str | None:
+    """Make the FINISHED run ``finished_run_id`` (a job a rerun sweep skips) count among
+    ``parent_run_id``'s children: nothing to do when it already is one; else a FINISHED
+    child tagged ``resumed_from`` with its metrics and tags copied. Returns the linking
+    child's id (None when none was needed)."""
+    client = MlflowClient()
+    done = client.get_run(finished_run_id)
+    if done.data.tags.get(TAG_PARENT) == parent_run_id:
+        return None
+    skip = {TAG_PARENT, "mlflow.runName", TAG_HOST, TAG_PID, TAG_PROCESS_START}
+    tags = {k: v for k, v in done.data.tags.items() if k not in skip}
+    tags.update({TAG_PARENT: parent_run_id, "resumed_from": finished_run_id})
+    created = client.create_run(
+        done.info.experiment_id,
+        run_name=f"{done.info.run_name} (resumed)",
+        tags=tags,
+    )
+    metrics = [
+        Metric(k, float(v), int(done.info.end_time or 0), 0) for k, v in done.data.metrics.items()
+    ]
+    for i in range(0, len(metrics), BATCH):
+        client.log_batch(created.info.run_id, metrics=metrics[i : i + BATCH])
+    client.set_terminated(created.info.run_id, status="FINISHED")
     return created.info.run_id
 
 
@@ -508,10 +560,23 @@ def end_parent(run_id: str) -> str:
         filter_string=f"tags.{TAG_PARENT} = '{run_id}'",
         max_results=10_000,
     )
-    bad = [c for c in children if c.info.status != "FINISHED"]
+    # an adopted parent (a rerun sweep) keeps the earlier attempt's killed or failed
+    # children: a configuration counts as done when any of its children finished
+    finished = {c.data.tags.get("config_hash") for c in children if c.info.status == "FINISHED"}
+    bad = [
+        c
+        for c in children
+        if c.info.status != "FINISHED"
+        and (c.data.tags.get("config_hash") is None or c.data.tags["config_hash"] not in finished)
+    ]
+    bad_ids = {c.info.run_id for c in bad}
+    superseded = sum(
+        1 for c in children if c.info.status != "FINISHED" and c.info.run_id not in bad_ids
+    )
     status = "FAILED" if bad or not children else "FINISHED"
     client.set_tag(run_id, "children", str(len(children)))
     client.set_tag(run_id, "children_failed", str(len(bad)))
+    client.set_tag(run_id, "children_superseded", str(superseded))
     client.set_terminated(run_id, status=status)
     return status
 

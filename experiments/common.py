@@ -65,6 +65,44 @@ def resolved_config(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
+#: Settings that never change an app's numbers (left out of :func:`config_digest`).
+NON_RESULT_KEYS: tuple[str, ...] = ("tracking", "resume", "progress", "decision_logs", "n_jobs")
+
+
+def config_digest(cfg: DictConfig, data_fingerprint: str | None = None) -> str:
+    """16 hex digits of SHA-256 over the resolved configuration minus
+    :data:`NON_RESULT_KEYS`, and the data's fingerprint when the job reads files: the resume
+    key of every app (same key, same numbers)."""
+    import hashlib
+
+    data = {k: v for k, v in resolved_config(cfg).items() if k not in NON_RESULT_KEYS}
+    if data_fingerprint:
+        data["data_fingerprint"] = data_fingerprint
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def already_finished(cfg: DictConfig, digest: str, parent_run_id: str | None = None) -> str | None:
+    """With ``resume: true``, the id of a FINISHED run of this app's experiment with config
+    hash ``digest`` (printing one line that it is skipped), else None. Inside a sweep the
+    finished run is linked to the sweep's parent (:func:`bandits.tracking.link_finished`),
+    so the parent lists every job. Call after the tracking URI is configured."""
+    if not cfg.get("resume", False):
+        return None
+    from bandits import tracking
+
+    runs = tracking.finished_runs(str(cfg.tracking.experiment), {"config_hash": digest}, 1)
+    if not runs:
+        return None
+    if parent_run_id:
+        tracking.link_finished(parent_run_id, runs[0][0])
+    print(
+        f"already finished in MLflow (config {digest}): run {runs[0][0]} — skipping "
+        "(resume=false to run again)",
+        file=sys.stderr,
+    )
+    return runs[0][0]
+
+
 def config_yaml(cfg: DictConfig) -> str:
     """The resolved config as YAML (logged as ``config.yaml``)."""
     return OmegaConf.to_yaml(cfg, resolve=True)
@@ -255,12 +293,24 @@ class MlflowSweepCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         overrides = " ".join(config.hydra.overrides.task)
+        import hashlib
+
+        key_text = json.dumps(
+            [
+                config.hydra.job.config_name,
+                sorted(config.hydra.overrides.task),
+                str(config.tracking.experiment),
+            ]
+        )
         parent = {
             "uri": config.tracking.get("uri"),
             "base_dir": _launch_dir(),
             "experiment": str(config.tracking.experiment),
             "run_name": f"sweep {sweep_dir.name}",
             "tags": {"sweep_overrides": overrides[:5000], "sweep_dir": str(sweep_dir.resolve())},
+            "sweep_key": hashlib.sha256(key_text.encode()).hexdigest()[:16]
+            if config.get("resume", False)
+            else None,
         }
         record = None
         joblib_cfg = joblib_args(config)
@@ -291,7 +341,10 @@ def _start_parent(parent: dict[str, Any]) -> dict[str, str]:
 
     uri = tracking.configure(parent["uri"], parent["base_dir"])
     run_id = tracking.start_parent(
-        parent["experiment"], run_name=parent["run_name"], tags=parent["tags"]
+        parent["experiment"],
+        run_name=parent["run_name"],
+        tags=parent["tags"],
+        sweep_key=parent.get("sweep_key"),
     )
     return {"run_id": run_id, "tracking_uri": uri, "experiment": parent["experiment"]}
 

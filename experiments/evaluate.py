@@ -124,6 +124,12 @@ def evaluate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
     from bandits.offline import evaluate_policy, replay, split_log, train_offline
 
     data, policy, mode, estimators = validate(cfg)
+    if parent_run_id is None:
+        common.tracking_uri(cfg)
+    digest = common.config_digest(cfg, data_fingerprint(cfg))
+    done = common.already_finished(cfg, digest, parent_run_id)
+    if done:
+        return {"skipped": done}  # type: ignore[dict-item]
     if cfg.stream.enabled:
         return _evaluate_streaming(cfg, data, policy, estimators, parent_run_id)
     seed = np.random.SeedSequence(int(cfg.seed))
@@ -168,6 +174,7 @@ def evaluate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
             "mode": mode,
             "seed": str(cfg.seed),
             "data_fingerprint": data_fingerprint(cfg),
+            "config_hash": common.config_digest(cfg, data_fingerprint(cfg)),
         },
     ) as run_id:
         tracking.log_params(common.resolved_config(cfg))
@@ -238,6 +245,7 @@ def _evaluate_streaming(cfg, batches, policy, estimators, parent_run_id):
             "mode": "fixed-stream",
             "seed": str(cfg.seed),
             "data_fingerprint": data_fingerprint(cfg),
+            "config_hash": common.config_digest(cfg, data_fingerprint(cfg)),
         },
     ) as run_id:
         tracking.log_params(common.resolved_config(cfg))

@@ -55,6 +55,10 @@ def simulate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
     policy.reset(problem_spec(env), 0)
     if parent_run_id is None:
         common.tracking_uri(cfg)
+    digest = common.config_digest(cfg)
+    done = common.already_finished(cfg, digest, parent_run_id)
+    if done:
+        return {"skipped": done}  # type: ignore[dict-item]
     resolved = common.resolved_config(cfg)
     rounds = int(cfg.rounds)
     every = int(cfg.metric_every) if cfg.metric_every else max(1, rounds // 200)
@@ -67,6 +71,7 @@ def simulate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
             "policy": policy.name,
             "audience": audience.name,
             "seed": str(cfg.seed),
+            "config_hash": digest,
         },
         background=True,  # MLflow writes overlap with the simulation
     ) as run_id:

@@ -22,7 +22,7 @@ def _run(args: list[str], cwd: str) -> float:
     env.pop("MLFLOW_EXPERIMENT_NAME", None)
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.simulate", *args],
+        [sys.executable, "-m", "experiments.simulate", *args, "resume=false"],  # time, not skip
         cwd=cwd,
         env=env,
         capture_output=True,

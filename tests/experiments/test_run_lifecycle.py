@@ -157,3 +157,32 @@ def test_an_unusable_store_is_one_line(tmp_path):
     assert code == 2 and "Traceback" not in err, err
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and "is not usable" in lines[0] and "mv mlflow.db" in lines[0], err
+
+
+def test_a_killed_sweep_rerun_adopts_its_parent_and_runs_only_what_is_missing(tmp_path):
+    db = tmp_path / "mlflow.db"
+    sweep = ["-m", "seed=1,2,3,4", "rounds=60000", *SMALL]
+    proc = _start(tmp_path, *sweep)
+    deadline = time.monotonic() + 300
+    while sum(s == "FINISHED" for s in _statuses(db).values()) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, "sweep ended too early"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    code, err = _finish(_start(tmp_path, *sweep), timeout=600)
+    assert code == 0, err
+    assert err.count("already finished in MLflow") == 2, err
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{db}")
+    runs = mlflow.search_runs(experiment_names=["simulate"], output_format="list")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1, [p.info.run_name for p in parents]  # adopted, not a second one
+    (parent,) = parents
+    assert parent.info.status == "FINISHED" and parent.data.tags["attempts"] == "2"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    finished = [c for c in children if c.info.status == "FINISHED"]
+    seeds = sorted(c.data.tags["seed"] for c in finished)
+    assert seeds == ["1", "2", "3", "4"]  # every job linked once, none run twice
+    assert len({c.data.tags["config_hash"] for c in finished}) == 4
+    assert all(c.info.status in ("FINISHED", "KILLED") for c in children)

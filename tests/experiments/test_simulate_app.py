@@ -73,11 +73,23 @@ def test_single_run_logs_everything(tmp_path):
 
 
 def test_same_seed_reproduces_metrics(tmp_path):
-    for _ in range(2):
-        assert _cli(tmp_path, "policy=lints", "rounds=500", "seed=8", *SMALL).returncode == 0
+    for _ in range(2):  # resume=false: run again, do not skip the finished configuration
+        args = ("policy=lints", "rounds=500", "seed=8", "resume=false", *SMALL)
+        assert _cli(tmp_path, *args).returncode == 0
     a, b = _runs(tmp_path)
     keys = ("true_value", "mean_reward", "regret", "final_policy_value")
     assert {k: a.data.metrics[k] for k in keys} == {k: b.data.metrics[k] for k in keys}
+
+
+def test_rerunning_a_finished_configuration_resumes(tmp_path):
+    args = ("policy=uniform", "rounds=300", "seed=4", *SMALL)
+    assert _cli(tmp_path, *args).returncode == 0
+    again = _cli(tmp_path, *args)
+    assert again.returncode == 0 and "already finished in MLflow" in again.stderr
+    assert len(_runs(tmp_path)) == 1  # not run twice
+    other = _cli(tmp_path, "policy=uniform", "rounds=301", "seed=4", *SMALL)  # another config
+    assert other.returncode == 0 and "already finished" not in other.stderr
+    assert len(_runs(tmp_path)) == 2
 
 
 def test_sweep_is_one_parent_with_finished_children(tmp_path):
