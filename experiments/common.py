@@ -255,12 +255,55 @@ def run_job(cfg: DictConfig, job: Callable[[DictConfig, str | None], Any]) -> An
         _record_failure(cfg, parent, f"{type(exc).__name__}: {exc}")
         return None
     except Exception as exc:
+        problem = environment_error(exc)
+        if problem is not None and not is_multirun():
+            print(f"error: {problem}", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
         if not is_multirun():
             raise
         print(f"error: job {job_name(cfg)} failed:", file=sys.stderr)
         traceback.print_exc()
         _record_failure(cfg, parent, f"{type(exc).__name__}: {exc}")
         return None
+
+
+#: What to do about an OS error on the store or artifact paths, by errno name.
+_OS_FIXES = {
+    "EACCES": "not permitted: fix the permissions, or set tracking.uri to a writable store",
+    "EPERM": "not permitted: fix the permissions, or set tracking.uri to a writable store",
+    "EROFS": "a read-only file system: set tracking.uri to a writable store",
+    "ENOSPC": "no space left on the device: free space, or set tracking.uri elsewhere",
+    "EDQUOT": "disk quota exceeded: free space, or set tracking.uri elsewhere",
+}
+#: The same for SQLite errors MLflow passes on (by a phrase of their message).
+_SQLITE_FIXES = {
+    "readonly database": "the MLflow store is read-only: fix its permissions or set tracking.uri",
+    "database or disk is full": "no space left for the MLflow store: free space",
+    "unable to open database": "the MLflow store cannot be opened: check its path and permissions",
+    "database is locked": "the MLflow store stayed locked by another process: retry",
+}
+
+
+def environment_error(exc: BaseException) -> str | None:
+    """One line for an error of the machine rather than the code — permissions, a read-only
+    or full disk, a locked or read-only store — naming the path and the fix; None for
+    anything else (a bug, which keeps its traceback)."""
+    import errno
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:  # the cause chain
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno is not None:
+            fix = _OS_FIXES.get(errno.errorcode.get(exc.errno, ""))
+            if fix:
+                where = f" '{exc.filename}'" if exc.filename else ""
+                return f"{exc.strerror}{where}: {fix}"
+        text = str(exc).lower()
+        for phrase, fix in _SQLITE_FIXES.items():
+            if phrase in text:
+                return f"{fix} ({phrase})"
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return None
 
 
 def _record_failure(cfg: DictConfig, parent: dict[str, str] | None, error: str) -> None:

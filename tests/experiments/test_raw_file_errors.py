@@ -195,3 +195,26 @@ def test_a_bad_setting_is_one_line_before_any_run(damaged, tmp_path, args, messa
     errors = [ln for ln in run.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], run.stderr
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_machine_errors_are_one_line_naming_the_path_and_the_fix():
+    import errno
+    import sqlite3
+
+    from experiments.common import environment_error
+
+    full = OSError(errno.ENOSPC, "No space left on device", "/data/mlartifacts/x.parquet")
+    assert environment_error(full) == (
+        "No space left on device '/data/mlartifacts/x.parquet': no space left on the device: "
+        "free space, or set tracking.uri elsewhere"
+    )
+    denied = PermissionError(errno.EACCES, "Permission denied", "/srv/mlruns")
+    assert "Permission denied '/srv/mlruns': not permitted" in environment_error(denied)
+    try:
+        try:
+            raise sqlite3.OperationalError("attempt to write a readonly database")
+        except sqlite3.OperationalError as inner:
+            raise RuntimeError("(sqlite3.OperationalError) wrapped") from inner
+    except RuntimeError as wrapped:
+        assert "the MLflow store is read-only" in environment_error(wrapped)
+    assert environment_error(ValueError("a bug")) is None  # bugs keep their traceback
