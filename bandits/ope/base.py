@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from bandits.errors import ConfigError
 from bandits.ope.bootstrap import bootstrap_replicates
 from bandits.ope.estimate import Estimate, Stats, normal_quantile, percentile_interval
 from bandits.ope.intervals import (
@@ -127,7 +128,7 @@ class OffPolicyEstimator(abc.ABC):
         valid = set(self._param_names())
         for key, value in params.items():
             if key not in valid:
-                raise ValueError(f"{type(self).__name__} has no setting {key!r}")
+                raise ConfigError(f"{type(self).__name__} has no setting {key!r}")
             setattr(self, key, value)
         return self
 
@@ -139,17 +140,17 @@ class OffPolicyEstimator(abc.ABC):
         """Validate settings (called by estimate / partial / finalize). Subclasses extend."""
         normal_quantile(self.level)  # raises for level outside (0, 1)
         if self.interval not in INTERVALS:
-            raise ValueError(f"interval must be one of {INTERVALS}, got {self.interval!r}")
+            raise ConfigError(f"interval must be one of {INTERVALS}, got {self.interval!r}")
         if (
             isinstance(self.n_bootstrap, bool)
             or not isinstance(self.n_bootstrap, numbers.Integral)
             or self.n_bootstrap < 2
         ):
-            raise ValueError(f"n_bootstrap must be an integer >= 2, got {self.n_bootstrap!r}")
+            raise ConfigError(f"n_bootstrap must be an integer >= 2, got {self.n_bootstrap!r}")
         if self.seed is not None and (
             isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral)
         ):
-            raise ValueError(f"seed must be an int or None, got {self.seed!r}")
+            raise ConfigError(f"seed must be an int or None, got {self.seed!r}")
 
     def _term_params(self) -> tuple[tuple[str, Any], ...]:
         """Settings that change the per-round terms (stored in and checked against Stats)."""

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from bandits.errors import ConfigError
 from bandits.ope.support import SupportStats
 
 __all__ = ["Estimate", "Stats", "normal_quantile", "percentile_interval"]
@@ -62,7 +63,7 @@ _MOMENT_BLOCK = 1 << 16
 def normal_quantile(level: float) -> float:
     """Two-sided standard-normal critical value ``z`` with ``P(|Z| <= z) = level``."""
     if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
+        raise ConfigError(f"level must be in (0, 1), got {level!r}")
     return NormalDist().inv_cdf(0.5 + level / 2.0)
 
 

@@ -32,6 +32,7 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
+from bandits.errors import ConfigError
 from bandits.ope.base import Columns, OffPolicyEstimator
 from bandits.ope.registry import register_estimator
 from bandits.ope.validation import LoggedData
@@ -52,7 +53,7 @@ def _check_threshold(value: object, name: str, *, allow_none: bool, positive: bo
     if not ok:
         bound = "> 0" if positive else ">= 0"
         extra = " or None" if allow_none else ""
-        raise ValueError(f"{name} must be a number {bound} (inf allowed){extra}, got {value!r}")
+        raise ConfigError(f"{name} must be a number {bound} (inf allowed){extra}, got {value!r}")
 
 
 def _residual(data: LoggedData) -> NDArray[np.float64]:

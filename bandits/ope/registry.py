@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from bandits.errors import ConfigError
+
 if TYPE_CHECKING:
     from bandits.ope.base import OffPolicyEstimator
 
@@ -55,7 +57,7 @@ def make_estimator(name: str, **params: Any) -> OffPolicyEstimator:
     try:
         cls = ESTIMATORS[name]
     except KeyError:
-        raise ValueError(
+        raise ConfigError(
             f"unknown estimator {name!r}; available: {', '.join(available_estimators())}"
         ) from None
     return cls(**params)

@@ -3,7 +3,8 @@
 Every check first runs a cheap whole-array reduction (``min``/``max``/``sum``, no temporary
 masks) and only when that fails builds a boolean mask to locate the offending rows, so valid
 inputs with 10M rows cost a handful of passes over memory. Errors are single-line
-``ValueError`` messages naming the argument and the first offending row indices, e.g.::
+:class:`~bandits.errors.DataError` messages (a ``ValueError``) naming the argument and
+the first offending row indices, e.g.::
 
     propensity must be in (0, 1]: rows [3, 17] (values 0, 1.2)
 
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from bandits.errors import DataError
 from bandits.ope import _kernels
 
 if TYPE_CHECKING:
@@ -93,21 +95,21 @@ class LoggedData:
     def importance_weights(self) -> NDArray[np.float64]:
         """``w_i = pi[i, a_i] / p_i``, shape (n,). Requires ``propensity``."""
         if self.propensity is None:
-            raise ValueError("propensity is required to compute importance weights")
+            raise DataError("propensity is required to compute importance weights")
         return _kernels.importance_weights(self.target_probs, self.action, self.propensity)
 
     @cached_property
     def reward_hat_logged(self) -> NDArray[np.float64]:
         """``q[i, a_i]``, shape (n,). Requires ``reward_hat``."""
         if self.reward_hat is None:
-            raise ValueError("reward_hat is required")
+            raise DataError("reward_hat is required")
         return self.take_logged(self.reward_hat)
 
     @cached_property
     def direct_method_terms(self) -> NDArray[np.float64]:
         """``sum_k pi[i, k] * q[i, k]``, shape (n,). Requires ``reward_hat``."""
         if self.reward_hat is None:
-            raise ValueError("reward_hat is required")
+            raise DataError("reward_hat is required")
         return _kernels.row_dot(self.target_probs, self.reward_hat)
 
     @cached_property
@@ -127,7 +129,7 @@ class LoggedData:
     def residuals(self) -> NDArray[np.float64]:
         """``r_i - q[i, a_i]``, shape (n,). Requires ``reward_hat``."""
         if self.reward_hat is None:
-            raise ValueError("reward_hat is required")
+            raise DataError("reward_hat is required")
         return _kernels.residuals(self.reward, self.reward_hat, self.action)
 
     @cached_property
@@ -139,7 +141,7 @@ class LoggedData:
     def weighted_residuals(self) -> NDArray[np.float64]:
         """``w_i (r_i - q[i, a_i])`` (SNDR, SwitchDR), shape (n,)."""
         if self.reward_hat is None:
-            raise ValueError("reward_hat is required")
+            raise DataError("reward_hat is required")
         return _kernels.weighted_residuals(
             self.importance_weights, self.reward, self.reward_hat, self.action
         )
@@ -148,7 +150,7 @@ class LoggedData:
     def doubly_robust_terms(self) -> NDArray[np.float64]:
         """``sum_k pi[i, k] q[i, k] + w_i (r_i - q[i, a_i])`` (DR), shape (n,)."""
         if self.reward_hat is None:
-            raise ValueError("reward_hat is required")
+            raise DataError("reward_hat is required")
         return _kernels.doubly_robust_terms(
             self.direct_method_terms,
             self.importance_weights,
@@ -176,7 +178,7 @@ class LoggedData:
         from bandits.ope.support import SupportStats
 
         if self.propensity is None:
-            raise ValueError("propensity is required for support statistics")
+            raise DataError("propensity is required for support statistics")
         base = 0.0 if self.reward_range is None else float(self.reward_range[0])
         return SupportStats.compute(
             reward=self.reward,
@@ -210,11 +212,11 @@ def _check_reward_range(reward_range: object, r: NDArray[np.float64]) -> tuple[f
     try:
         lo, hi = (float(v) for v in reward_range)  # type: ignore[attr-defined]
     except (TypeError, ValueError):
-        raise ValueError(
+        raise DataError(
             f"reward_range must be a pair (min, max) of numbers, got {reward_range!r}"
         ) from None
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-        raise ValueError(f"reward_range must be finite with min < max, got ({lo}, {hi})")
+        raise DataError(f"reward_range must be finite with min < max, got ({lo}, {hi})")
     if not (r.min() >= lo and r.max() <= hi):
         raise _fail(
             "reward",
@@ -238,7 +240,7 @@ def _fmt(value: object) -> str:
 
 def _fail(
     name: str, condition: str, bad_rows: ArrayLike, values: NDArray, label: str = "values"
-) -> ValueError:
+) -> DataError:
     """Build the one-line error for rows where ``bad_rows`` is True.
 
     ``values`` has one entry per row (shape (n,)) and is shown for the reported rows.
@@ -248,7 +250,7 @@ def _fail(
     more = f" and {rows.size - shown.size} more" if rows.size > shown.size else ""
     vals = ", ".join(_fmt(v) for v in values[shown].tolist())
     row_list = ", ".join(str(int(i)) for i in shown)
-    return ValueError(f"{name} {condition}: rows [{row_list}]{more} ({label} {vals})")
+    return DataError(f"{name} {condition}: rows [{row_list}]{more} ({label} {vals})")
 
 
 def _first_bad_entry(matrix: NDArray, bad: NDArray[np.bool_]) -> NDArray:
@@ -261,11 +263,11 @@ def as_float_array(x: ArrayLike, name: str, ndim: int) -> NDArray[np.float64]:
     arr = np.asarray(x)
     if arr.dtype != np.float64:
         if arr.dtype.kind not in "biuf":
-            raise ValueError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+            raise DataError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
         arr = arr.astype(np.float64)
     if arr.ndim != ndim:
         expected = "(n,)" if ndim == 1 else "(n, K)" if ndim == 2 else f"{ndim}-D"
-        raise ValueError(f"{name} must have shape {expected}, got shape {arr.shape}")
+        raise DataError(f"{name} must have shape {expected}, got shape {arr.shape}")
     return arr
 
 
@@ -290,16 +292,14 @@ def as_action_array(action: ArrayLike, n_actions: int, name: str = "action") -> 
     """
     arr = np.asarray(action)
     if arr.ndim != 1:
-        raise ValueError(f"{name} must have shape (n,), got shape {arr.shape}")
+        raise DataError(f"{name} must have shape (n,), got shape {arr.shape}")
     if arr.dtype.kind == "f":
         integral = np.isfinite(arr) & (arr == np.round(arr))
         if not integral.all():
             raise _fail(name, "must hold integer action indices", ~integral, arr)
         arr = arr.astype(np.int64)
     elif arr.dtype.kind not in "iu":
-        raise ValueError(
-            f"{name} must be an integer array of action indices, got dtype {arr.dtype}"
-        )
+        raise DataError(f"{name} must be an integer array of action indices, got dtype {arr.dtype}")
     if arr.dtype == np.uint64:  # np.bincount / indexing cannot take uint64 safely
         arr = arr.astype(np.int64)  # values >= 2**63 wrap negative and fail the range check
     if arr.size and not (arr.min() >= 0 and arr.max() < n_actions):
@@ -327,7 +327,7 @@ def _check_probability_matrix(x: NDArray[np.float64], name: str) -> None:
 
 def _check_length(x: NDArray, name: str, n: int) -> None:
     if x.shape[0] != n:
-        raise ValueError(f"{name} has {x.shape[0]} rows but reward has {n}")
+        raise DataError(f"{name} has {x.shape[0]} rows but reward has {n}")
 
 
 def validate_logged_data(
@@ -366,12 +366,12 @@ def validate_logged_data(
     r = as_float_array(reward, "reward", 1)
     n = r.shape[0]
     if n == 0:
-        raise ValueError("reward must be non-empty (n >= 1 logged rounds)")
+        raise DataError("reward must be non-empty (n >= 1 logged rounds)")
     pi = as_float_array(target_probs, "target_probs", 2)
     _check_length(pi, "target_probs", n)
     k = pi.shape[1]
     if k == 0:
-        raise ValueError("target_probs must have at least one action column (K >= 1)")
+        raise DataError("target_probs must have at least one action column (K >= 1)")
     a = as_action_array(action, k)
     _check_length(a, "action", n)
     p = None
@@ -382,16 +382,16 @@ def validate_logged_data(
     if reward_hat is not None:
         q = as_float_array(reward_hat, "reward_hat", 2)
         if q.shape != pi.shape:
-            raise ValueError(
+            raise DataError(
                 f"reward_hat must have the shape of target_probs {pi.shape}, got {q.shape}"
             )
     elif require_reward_hat:
-        raise ValueError(f"reward_hat (shape (n, K)) is required by {estimator}")
+        raise DataError(f"reward_hat (shape (n, K)) is required by {estimator}")
     lp = None
     if logging_probs is not None:
         lp = as_float_array(logging_probs, "logging_probs", 2)
         if lp.shape != pi.shape:
-            raise ValueError(
+            raise DataError(
                 f"logging_probs must have the shape of target_probs {pi.shape}, got {lp.shape}"
             )
 
@@ -420,12 +420,12 @@ def validate_logged_data(
                     lp_logged,
                 )
     if p is None and require_propensity:
-        raise ValueError(f"propensity (shape (n,)) is required by {estimator}")
+        raise DataError(f"propensity (shape (n,)) is required by {estimator}")
     declared = _check_reward_range(reward_range, r)
     if support_floor is not None and not (
         isinstance(support_floor, int | float) and 0.0 < float(support_floor) < 1.0
     ):
-        raise ValueError(f"support_floor must be a number in (0, 1), got {support_floor!r}")
+        raise DataError(f"support_floor must be a number in (0, 1), got {support_floor!r}")
     return LoggedData(
         reward=r,
         action=a,
