@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, str] = {
     "sweep": "experiments.benchmarks.apps:bench_sweep",
     "default_job": "experiments.benchmarks.default_job:bench_default_job",
     "verdict_calibration": "experiments.benchmarks.verdict_calibration:bench_verdict_calibration",
+    "thompson": "experiments.benchmarks.thompson:bench_thompson",
 }
 
 RESULTS = Path(__file__).with_name("results.md")
