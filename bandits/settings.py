@@ -108,7 +108,7 @@ def signature_defaults(cls: type) -> dict[str, Any]:
     for klass in cls.__mro__:
         if klass is object or "__init__" not in klass.__dict__:
             continue
-        for p in inspect.signature(klass.__init__).parameters.values():
+        for p in inspect.signature(klass.__dict__["__init__"]).parameters.values():
             if p.name in seen or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or p.name == "self":
                 continue
             seen.add(p.name)

@@ -85,10 +85,17 @@ def already_finished(cfg: DictConfig, digest: str, parent_run_id: str | None = N
     """With ``resume: true``, the id of a FINISHED run of this app's experiment with config
     hash ``digest`` (printing one line that it is skipped), else None. Inside a sweep the
     finished run is linked to the sweep's parent (:func:`bandits.tracking.link_finished`),
-    so the parent lists every job. Call after the tracking URI is configured."""
+    so the parent lists every job. Configures the tracking URI, unless the local store does
+    not exist yet (then nothing can have finished, and no store is created)."""
     if not cfg.get("resume", False):
         return None
     from bandits import tracking
+
+    if parent_run_id is None:
+        uri = cfg.tracking.get("uri") or tracking.default_tracking_uri(_launch_dir())
+        if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+            return None  # no store yet: nothing finished (and none is created for asking)
+        tracking_uri(cfg)
 
     runs = tracking.finished_runs(str(cfg.tracking.experiment), {"config_hash": digest}, 1)
     if not runs:

@@ -124,8 +124,6 @@ def evaluate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
     from bandits.offline import evaluate_policy, replay, split_log, train_offline
 
     data, policy, mode, estimators = validate(cfg)
-    if parent_run_id is None:
-        common.tracking_uri(cfg)
     digest = common.config_digest(cfg, data_fingerprint(cfg))
     done = common.already_finished(cfg, digest, parent_run_id)
     if done:

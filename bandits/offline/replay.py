@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -178,7 +179,7 @@ def replay(
     ctx = ctx if ctx is not None else data.problem_spec().contexts(data.frame)
     mu = data.propensity
     c = float(mu.min()) if data.n else 1.0
-    interval = {
+    interval: dict[str, Any] = {
         "level": float(level),
         "clusters": clusters,
         "min_clusters": int(min_clusters),

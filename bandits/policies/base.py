@@ -125,7 +125,7 @@ class Policy(ABC):
         for klass in cls.__mro__:
             if klass is object or "__init__" not in klass.__dict__:
                 continue
-            for p in inspect.signature(klass.__init__).parameters.values():
+            for p in inspect.signature(klass.__dict__["__init__"]).parameters.values():
                 if p.name != "self" and p.kind is not p.VAR_KEYWORD and p.name not in names:
                     names.append(p.name)
         return names

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 
 from bandits.errors import ConfigError
 from bandits.policies.base import Contexts, Decisions, Policy, ProblemSpec
@@ -173,7 +174,7 @@ class Retargeting(Policy):
     def _codes(self, ctx: Contexts, column: str, levels: tuple[str, ...]) -> np.ndarray:
         s = ctx.frame[column].cast(str)
         lookup = {v: i for i, v in enumerate(levels)}
-        codes = s.replace_strict(lookup, default=len(levels), return_dtype=int)
+        codes = s.replace_strict(lookup, default=len(levels), return_dtype=pl.Int64)
         return codes.to_numpy()
 
     def _action_probs(self, ctx: Contexts) -> np.ndarray:

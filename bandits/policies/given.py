@@ -95,13 +95,13 @@ def check_distributions(
     if probs.size == 0:
         return probs
     if not probs.min() >= 0.0:  # NaN fails the comparison too
-        bad = ~(probs >= 0.0)
+        bad = np.asarray(~(probs >= 0.0), dtype=bool)
         rows = bad.any(axis=1)
         shown = [float(v) for v in probs[bad][:_SHOWN]]
         at = ""
         if entries is not None:
             noun, labels = entries
-            names = [repr(labels[j]) for j in np.flatnonzero(bad.any(axis=0))]
+            names = [repr(labels[int(j)]) for j in np.flatnonzero(bad.any(axis=0))]
             noun = noun if len(names) > 1 else noun.removesuffix("s")
             at = f" ({noun} {', '.join(names[:_SHOWN])}{', …' if len(names) > _SHOWN else ''})"
         raise DataError(
@@ -336,7 +336,7 @@ def _describe_cells(cells: pl.DataFrame) -> str:
 
 def _comparable(left: pl.DataType, right: pl.DataType) -> pl.DataType:
     """The type two key columns are matched in: numbers by value, everything else as text."""
-    return pl.Float64 if left.is_numeric() and right.is_numeric() else pl.String
+    return pl.Float64() if left.is_numeric() and right.is_numeric() else pl.String()
 
 
 def _wide_probs(

@@ -52,7 +52,7 @@ class Oracle:
     def play_with_truth(self, expected: np.ndarray) -> Decisions:
         assert self.rng_ is not None
         probs = one_hot_argmax(expected)
-        actions, props = sample_from(probs, self.rng_.random(expected.shape[0]))
+        actions, props = sample_from(probs, np.asarray(self.rng_.random(expected.shape[0])))
         return Decisions(actions, props, probs)
 
 
