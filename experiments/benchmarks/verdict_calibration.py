@@ -8,8 +8,9 @@ one benchmark row.
 A *comparison* is exactly what ``python -m experiments.compare seed=S replications=R`` computes
 (:func:`bandits.simulate.replications.run_replication` for indices ``0..R-1`` of root seed
 ``S``, then one Holm family over every pair of rungs). Comparison ``g`` of a part uses root
-seed ``first_seed + offset + g`` (seeds from 1000 on by default: seeds nobody tuned the presets
-on). Three parts:
+seed ``first_seed + g`` for the A/A part and ``first_seed + block + 1000·k + g`` for scenario
+``k`` of the presets (block 10,000) and tiny (block 20,000) parts, so no two scenarios share
+seeds (seeds from 1000 on by default: seeds nobody tuned the presets on). Three parts:
 
 * ``aa`` — the same learning policy (LinUCB, VW, segment_ts, ab_winner) as two rungs with
   independent seeds on the default audience: the share of comparisons that claim better or
@@ -59,14 +60,15 @@ class Config:
     aa_comparisons: int = 100
     aa_replications: int = 5
     aa_rounds: int = 20_000
-    comparisons: int = 20
-    replications: int = 10
+    comparisons: int = 12
+    replications: int = 20
     rounds: int = 20_000
     tiny_rounds: int = 500
     tiny_comparisons: int = 40
     tiny_replications: int = 5
     first_seed: int = 1000
     jobs: int = 2
+    aa_policies: tuple[str, ...] = AA_POLICIES
     audience: tuple[str, ...] = ()  # extra audience overrides (quick: a small audience)
     drop: tuple[str, ...] = ()  # rungs left out of the presets' ladders (quick: vw)
 
@@ -146,7 +148,7 @@ def run_aa(cfg: Config) -> list[dict[str, Any]]:
 
     settings = _settings(_compose(None, cfg))
     rows = []
-    for name in AA_POLICIES:
+    for name in cfg.aa_policies:
         # ab_winner tests for the first tenth of the campaign, as the app's ladder does
         spec = {"test_rounds": max(1, cfg.aa_rounds // 10)} if name == "ab_winner" else {}
         rungs = {name: make_policy(name, spec), f"{name}_again": make_policy(name, spec)}
@@ -200,13 +202,13 @@ def run_presets(cfg: Config, *, tiny: bool) -> list[dict[str, Any]]:
     rounds = cfg.tiny_rounds if tiny else cfg.rounds
     groups = cfg.tiny_comparisons if tiny else cfg.comparisons
     reps = cfg.tiny_replications if tiny else cfg.replications
-    offset = 500 if tiny else 100
+    block = 20_000 if tiny else 10_000
     rows = []
-    for name in names:
+    for k, name in enumerate(names):
         app_cfg = _compose(name, cfg)
         settings, policies = _settings(app_cfg), _ladder(app_cfg)
         baseline = str(app_cfg.baseline)
-        seeds = [cfg.first_seed + offset + g for g in range(groups)]
+        seeds = [cfg.first_seed + block + 1000 * k + g for g in range(groups)]
         tasks = [(settings, policies, rounds, s, i) for s in seeds for i in range(reps)]
         t0 = time.perf_counter()
         done = _run_all(tasks, cfg.jobs, f"{'tiny ' if tiny else ''}{name or 'default'}")
@@ -272,6 +274,18 @@ def _pct(k: int, n: int) -> str:
     return f"{k}/{n} ({k / n:.1%})" if n else "–"
 
 
+def _binomial(k: int, n: int, level: float = 0.95) -> str:
+    """``k/n`` with its exact (Clopper–Pearson) interval."""
+    from scipy.stats import beta
+
+    if not n:
+        return "–"
+    a = (1 - level) / 2
+    low = float(beta.ppf(a, k, n - k + 1)) if k else 0.0
+    high = float(beta.ppf(1 - a, k + 1, n - k)) if k < n else 1.0
+    return f"{k}/{n} ({k / n:.1%}; {low:.1%}–{high:.1%})"
+
+
 def report(cfg: Config, results: Mapping[str, list[dict[str, Any]]], command: str) -> str:
     """The results as markdown."""
     info = "\n".join(f"- {k}: {v}" for k, v in machine_info().items())
@@ -289,7 +303,8 @@ def report(cfg: Config, results: Mapping[str, list[dict[str, Any]]], command: st
             "## A/A: the same learning policy twice (independent seeds, default audience)\n",
             f"{cfg.aa_comparisons} comparisons per policy, {cfg.aa_replications} replications "
             f"of a {cfg.aa_rounds:,}-impression campaign each. Nominal false-claim rate 5% "
-            "(target ≤ 7%); some who-gains cell flagged: target ≤ 5%.\n",
+            "(target ≤ 7%); some who-gains cell flagged: target ≤ 5%. In brackets: the exact "
+            "95% binomial interval of the rate.\n",
             "| policy | false claims over replications | some cell flagged | "
             "one run's batch means (replication 0) | replications | seconds |",
             "|---|---|---|---|---|---|",
@@ -297,8 +312,15 @@ def report(cfg: Config, results: Mapping[str, list[dict[str, Any]]], command: st
         for r in results["aa"]:
             n = r["comparisons"]
             parts.append(
-                f"| {r['policy']} | {_pct(r['claims'], n)} | {_pct(r['cells'], n)} | "
+                f"| {r['policy']} | {_binomial(r['claims'], n)} | {_binomial(r['cells'], n)} | "
                 f"{_pct(r['one_run'], n)} | {r['replications']} | {r['seconds']:.0f} |"
+            )
+        if len(results["aa"]) > 1:
+            total = {k: sum(r[k] for r in results["aa"]) for k in ("claims", "cells", "one_run")}
+            n = sum(r["comparisons"] for r in results["aa"])
+            parts.append(
+                f"| **all** | {_binomial(total['claims'], n)} | {_binomial(total['cells'], n)} | "
+                f"{_pct(total['one_run'], n)} | | |"
             )
         parts.append("")
     for key, title, rounds, reps in (
@@ -354,14 +376,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=d.rounds)
     parser.add_argument("--tiny-rounds", type=int, default=d.tiny_rounds)
     parser.add_argument("--tiny-comparisons", type=int, default=d.tiny_comparisons)
+    parser.add_argument("--tiny-replications", type=int, default=d.tiny_replications)
     parser.add_argument("--first-seed", type=int, default=d.first_seed)
     parser.add_argument("--jobs", type=int, default=d.jobs)
+    parser.add_argument("--aa-policies", default=",".join(d.aa_policies))
     parser.add_argument("--out", help=f"markdown output (default: {RESULTS.name} unless --quick)")
+    parser.add_argument("--append", action="store_true", help="append to the output file")
     args = parser.parse_args(argv)
     parts = tuple(p for p in args.parts.split(",") if p)
     unknown = sorted(set(parts) - set(d.parts))
     if unknown:
         print(f"error: unknown part(s) {unknown}; known: {', '.join(d.parts)}", file=sys.stderr)
+        return 2
+    if max(args.comparisons, args.tiny_comparisons) > 1000:
+        print("error: at most 1000 comparisons per scenario (seed blocks)", file=sys.stderr)
         return 2
     if args.quick:
         cfg = Config(**{**QUICK.__dict__, "parts": parts, "jobs": args.jobs})
@@ -376,8 +404,10 @@ def main(argv: list[str] | None = None) -> int:
             rounds=args.rounds,
             tiny_rounds=args.tiny_rounds,
             tiny_comparisons=args.tiny_comparisons,
+            tiny_replications=args.tiny_replications,
             first_seed=args.first_seed,
             jobs=args.jobs,
+            aa_policies=tuple(p for p in args.aa_policies.split(",") if p),
         )
     results = calibrate(cfg)
     command = "python -m experiments.benchmarks.verdict_calibration " + " ".join(
@@ -387,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     out = args.out or (None if args.quick else RESULTS)
     if out:
+        if args.append and Path(out).exists():
+            text = Path(out).read_text() + "\n---\n\n" + text
         Path(out).write_text(text)
         print(f"(written to {out})", file=sys.stderr)
     return 0
