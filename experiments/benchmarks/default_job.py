@@ -1,7 +1,8 @@
 """Wall time of the default ``python -m experiments.compare``, replications included, with the
 per-replication cost beside it.
 
-``python -m experiments.benchmarks.default_job [--fresh-clone] [--repeats N] [ARGS...]``
+``python -m experiments.benchmarks.default_job [--fresh-clone] [--repeats N] [--out PATH]
+[ARGS...]`` (results: ``default_job_results.md``)
 runs the job (``ARGS``: extra Hydra overrides) in a fresh temporary directory with its own
 MLflow store and reports its wall time, the number of replications and worker processes,
 the median and total of the replications' own seconds (the ``seconds`` metric of each
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.benchmarks.default_job")
     parser.add_argument("--fresh-clone", action="store_true", help="run from a fresh git clone")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--out", help="also write the table here (markdown)")
     parser.add_argument("args", nargs="*", help="extra Hydra overrides for the job")
     ns = parser.parse_args(argv)
     given = " ".join(argv if argv is not None else sys.argv[1:])
@@ -123,7 +125,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['replication_total']:.1f} | {rest:.1f} |"
         )
         print(lines[-1], file=sys.stderr, flush=True)
-    print("\n".join(lines))
+    lines += [
+        "",
+        "Per replication: the median of the replications' own `seconds` (each measured in its "
+        "worker, for every rung of the ladder); the rest is the wall time minus their total "
+        "divided by the workers: start-up, imports, MLflow runs, the report.",
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if ns.out:
+        Path(ns.out).write_text(text)
     return 0
 
 
