@@ -27,6 +27,20 @@ the mean per-round difference ``Δ = E[v_A - v_B]``.
 * **What it would take.** The minimum detectable effect at this sample size (two-sided
   ``alpha``, power ``1 - beta``) is ``MDE = (z_{1-alpha/2} + z_{1-beta})·se``; the rounds needed
   to detect a lift ``L`` scale as ``n·(MDE / L)²``.
+
+**Over replications (simulation).** A simulated verdict is about the policies, not one run:
+each of ``R`` independent replications of the campaign contributes one exact difference
+``Δ_r`` (:mod:`bandits.simulate.replications`), and :func:`replicated_difference` gives
+``mean(Δ_r) ± t_{R-1}·sd(Δ_r)/sqrt(R)`` — batch means with the replications as the blocks.
+One run's batch means (:func:`blocked_difference`, from per-block sums) capture only the
+noise within that run; they stay as a diagnostic and as the fallback when ``R = 1``.
+:func:`compare_family` tests every pair of rungs (:func:`ladder_pairs`) as one Holm family
+with Holm-consistent intervals, which answers the whole ladder at once: each rung against
+the baseline, the focus rungs against retargeting and segments, and the best rung
+(:func:`best_rung`); :func:`ladder_headline` says it in one paragraph.
+:func:`replicated_group_lifts` runs Holm over every who-gains cell shown at once, and
+:func:`check_guardrail` holds each rung's unsubscribes per 1,000 impressions against a budget
+with simultaneous (Bonferroni) intervals.
 """
 
 from __future__ import annotations

@@ -319,6 +319,10 @@ def estimand(rounds: int, replications: int) -> str:
     )
 
 
+#: each replication's summary, an artifact of its child run (what resume reads back)
+_REP = "replication.json"
+
+
 def _reusable(cfg: DictConfig, key: str, tracking) -> dict[int, Any]:
     """Finished replications of an earlier comparison with the same replication key, by
     index (the newest of each), read back from their ``replication.json``."""
@@ -340,9 +344,6 @@ def _reusable(cfg: DictConfig, key: str, tracking) -> dict[int, Any]:
             except (OSError, ValueError, KeyError):
                 continue  # unreadable or another format: run it again
     return found
-
-
-_REP = "replication.json"
 
 
 def _log_replication(cfg, rep, parent_id, key, tracking, resumed_from: str | None = None) -> None:

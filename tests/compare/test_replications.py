@@ -159,11 +159,15 @@ def test_aa_the_same_policy_twice_is_rarely_called_different(small, name):
 @pytest.mark.parametrize("name", AA_POLICIES)
 def test_aa_at_the_default_audience(name):
     """100 A/A comparisons per policy on the default audience (5,000-impression campaigns,
-    5 replications each): false claims at most 7%, some subgroup cell in at most 5%."""
+    5 replications each): false claims at most 7 of 100, some subgroup cell flagged in at most
+    7 of 100. Holm over every cell keeps the family-wise rate at 5%; 100 comparisons cannot
+    certify that to a point (a 5% rate gives 8 or more with probability 13%); the old
+    per-dimension Holm flagged some cell in 19% of A/A runs. The pooled rates over every
+    policy are in ``experiments/benchmarks/verdict_calibration_results.md``."""
     settings = preset(None)[0]
     claims, one_run, cells = _aa(settings, name, 5000, 100, 5, first_seed=2000)
     assert claims <= 7, (name, claims, one_run)
-    assert cells <= 5, (name, cells)
+    assert cells <= 7, (name, cells)
 
 
 def _calibration(settings, policies, baseline, rounds, groups, reps, first_seed):
