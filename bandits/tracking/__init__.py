@@ -1,4 +1,4 @@
-"""MLflow tracking helpers — the only module of the library that imports MLflow.
+"""MLflow tracking helpers — the only package of the library that imports MLflow.
 
 Conventions: every run logs flattened params (batched), the resolved config as YAML, the seed,
 the git commit and package versions as tags; step metrics go through ``log_batch`` in chunks;
@@ -32,6 +32,8 @@ import numpy as np
 import polars as pl
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
+
+from bandits.errors import ConfigError
 
 MAX_PARAM_LENGTH = 6000
 BATCH = 1000  # metrics per log_batch call (MLflow's limit)
@@ -118,8 +120,105 @@ def configure(uri: str | None, base_dir: str | os.PathLike[str] | None = None) -
     if uri.startswith("sqlite:///"):
         ensure_sqlite_store(Path(uri[len("sqlite:///") :]))
     mlflow.set_tracking_uri(uri)
+    if uri.startswith("sqlite:"):
+        retry_when_locked(MlflowClient()._tracking_client.store, uri)
     reap_dead_runs()
     return uri
+
+
+#: Total seconds a store call keeps retrying while SQLite says "database is locked" (each
+#: attempt itself waits up to MLflow's 20 s busy timeout), and the first and the longest
+#: pause between attempts (doubling).
+STORE_BUSY_SECONDS = 120.0
+STORE_RETRY_FIRST, STORE_RETRY_MAX = 0.05, 5.0
+
+
+class StoreBusyError(ConfigError):
+    """The SQLite store stayed locked by other processes for :data:`STORE_BUSY_SECONDS`."""
+
+
+def _is_locked(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception in its cause chain) is SQLite's "database is
+    locked" / "database table is locked" (another connection holds the write lock)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current).lower()
+        if "database is locked" in text or "database table is locked" in text:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _retrying(fn: Callable[..., Any], where: str) -> Callable[..., Any]:
+    """``fn`` retried with exponential back-off while the store is locked: pauses of
+    ``STORE_RETRY_FIRST · 2^k`` seconds (at most ``STORE_RETRY_MAX``; stretched by up to
+    half by the process id, so concurrent processes do not retry in step), until
+    :data:`STORE_BUSY_SECONDS` have passed since the first attempt; then a one-line
+    :class:`StoreBusyError` naming the store and what to do."""
+    import functools
+    import time
+
+    stretch = 1.0 + (os.getpid() % 11) / 20.0
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        start = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                if not _is_locked(exc):
+                    raise
+                waited = time.monotonic() - start
+                pause = min(STORE_RETRY_MAX, STORE_RETRY_FIRST * 2**attempt) * stretch
+                if waited + pause > STORE_BUSY_SECONDS:
+                    raise StoreBusyError(
+                        f"the MLflow store '{where}' stayed locked by other processes for "
+                        f"{waited:.0f} s ({attempt + 1} attempts): wait for the other commands "
+                        "to finish and rerun (resume skips what finished), run fewer jobs at "
+                        "once, or point tracking.uri at an mlflow server for many concurrent "
+                        "jobs"
+                    ) from None
+                time.sleep(pause)
+                attempt += 1
+
+    return call
+
+
+class _QuietLocked:
+    """A logging filter dropping MLflow's logged traceback of a "database is locked" error
+    (the call is retried; a store that stays locked is one line, see :func:`_retrying`)."""
+
+    def filter(self, record: Any) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (
+            (exc is not None and _is_locked(exc)) or "database is locked" in str(record.msg)
+        )
+
+
+def retry_when_locked(store: Any, uri: str) -> None:
+    """Make every public method of the MLflow SQLite ``store`` (the one instance MLflow
+    caches per URI, behind every client, fluent call and artifact of this process) retry
+    while the database is locked (:func:`_retrying`). Idempotent; MLflow rolls a failed
+    transaction back, so a retried write is written once."""
+    import logging
+
+    if getattr(store, "_bandits_retrying", False):
+        return
+    where = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else uri
+    for name in dir(type(store)):
+        if name.startswith("_"):
+            continue
+        attr = getattr(type(store), name, None)
+        if callable(attr) and not isinstance(attr, type | property):
+            setattr(store, name, _retrying(getattr(store, name), where))
+    store._bandits_retrying = True
+    log = logging.getLogger("mlflow.store.db.utils")
+    if not any(isinstance(f, _QuietLocked) for f in log.filters):
+        log.addFilter(_QuietLocked())
 
 
 #: Tracking URI schemes MLflow can store runs in.
@@ -133,8 +232,6 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
     import urllib.error
     import urllib.request
     from urllib.parse import urlparse
-
-    from bandits.errors import ConfigError
 
     scheme = urlparse(uri).scheme.split("+", 1)[0]
     if scheme and len(scheme) > 1 and scheme not in TRACKING_SCHEMES:
@@ -191,8 +288,6 @@ def ensure_sqlite_store(db: Path) -> None:
     """
     import fcntl
 
-    from bandits.errors import ConfigError
-
     db = db.expanduser().resolve()
     if db.is_file() and db.stat().st_size > 0:
         _check_sqlite_store(db)
@@ -236,8 +331,6 @@ def ensure_sqlite_store(db: Path) -> None:
 def _check_sqlite_store(db: Path) -> None:
     """One-line ConfigError unless ``db`` is an SQLite file with MLflow's schema version."""
     import sqlite3
-
-    from bandits.errors import ConfigError
 
     try:
         with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as c:
@@ -409,7 +502,7 @@ def run(
     the module docstring); the queue is drained before the run ends, and a failed call fails
     the run."""
     exp_id = ensure_experiment(experiment)
-    all_tags = {"git_commit": git_commit(Path(__file__).parent), **_owner_tags()}
+    all_tags = {"git_commit": git_commit(Path(__file__).parent.parent), **_owner_tags()}
     all_tags.update({f"version.{k}": v for k, v in package_versions().items()})
     if tags:
         all_tags.update(tags)
@@ -514,7 +607,7 @@ def start_parent(
                 client.set_tag(run_id, key, value)
             return run_id
     all_tags = {
-        "git_commit": git_commit(Path(__file__).parent),
+        "git_commit": git_commit(Path(__file__).parent.parent),
         "run_kind": "sweep",
         **_owner_tags(),
         **({"sweep_key": sweep_key} if sweep_key else {}),
@@ -734,9 +827,12 @@ def log_bytes(data: bytes, artifact_file: str) -> None:
 
 
 def log_parquet(frame: pl.DataFrame, artifact_file: str) -> None:
-    """Write ``frame`` to parquet in a temp dir, then upload (never a partial artifact)."""
+    """Write ``frame`` to parquet (with page checksums, :func:`bandits.data.io.write_parquet`)
+    in a temp dir, then upload (never a partial artifact)."""
+    from bandits.data.io import write_parquet
+
     run_id = _active_run_id()
-    _dispatch(_upload, run_id, frame.write_parquet, artifact_file)
+    _dispatch(_upload, run_id, lambda path: write_parquet(frame, path), artifact_file)
 
 
 class ParquetArtifact:

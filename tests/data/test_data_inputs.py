@@ -183,7 +183,9 @@ def test_write_log_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         Path(file).write_bytes(b"PAR1 half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(pl.DataFrame, "write_parquet", crash_midway)
+    import bandits.data.io as io_module  # write_log's parquet writer (with page checksums)
+
+    monkeypatch.setattr(io_module, "write_parquet", crash_midway)
     with pytest.raises(DataError, match=r"cannot write '.*log\.parquet': disk full"):
         write_log(frame.head(3), path)
     assert path.read_bytes() == before  # the complete old file is untouched
