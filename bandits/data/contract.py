@@ -32,8 +32,18 @@ TIME = "timestamp"
 PROPENSITY_SOURCES: tuple[str, ...] = ("logged", "estimated")
 
 #: Optional bookkeeping columns: never context unless named in ``context_columns``.
-#: (``round`` and ``day`` are the simulator's opportunity and day indices.)
-BOOKKEEPING: tuple[str, ...] = ("timestamp", "user_id", "user_key", "round", "day")
+#: (``round`` and ``day`` are the simulator's opportunity and day indices; ``event_id``,
+#: ``model_version`` and ``decided_at`` are written by :mod:`bandits.deploy`.)
+BOOKKEEPING: tuple[str, ...] = (
+    "timestamp",
+    "user_id",
+    "user_key",
+    "round",
+    "day",
+    "event_id",
+    "model_version",
+    "decided_at",
+)
 #: Cost columns recognised by default (outcomes, never context).
 DEFAULT_COSTS: tuple[str, ...] = ("unsubscribed",)
 #: Simulation-only ground truth: ``expected_reward`` and every column prefixed ``true_``.
