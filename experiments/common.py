@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -482,27 +481,21 @@ def _in_workers(
 
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-_SIMPLE_CHOICE = re.compile(r"^([a-z_]+)=([A-Za-z0-9_.,-]+)$")
 
 
 def check_group_choices(argv: list[str], config_dir: Path = CONFIG_DIR) -> None:
-    """Fail fast, in one line, on ``group=name`` overrides naming a config that does not
-    exist (e.g. ``policy=foo``); Hydra's own message for this spans a dozen lines.
-    Overrides using Hydra's sweep functions (``glob(...)``, ``range(...)``) are left to Hydra.
-    """
-    for arg in argv:
-        match = _SIMPLE_CHOICE.match(arg)
-        if not match or not (config_dir / match.group(1)).is_dir():
-            continue
-        group, values = match.group(1), match.group(2).split(",")
-        known = sorted(p.stem for p in (config_dir / group).glob("*.yaml"))
-        unknown = [v for v in values if v not in known]
-        if unknown:
-            print(
-                f"error: unknown {group} '{unknown[0]}' (known: {', '.join(known)})",
-                file=sys.stderr,
-            )
-            sys.exit(EXIT_USER_ERROR)
+    """The apps' command-line check before Hydra (:mod:`experiments.cli_checks`): ``--help``
+    shows only the groups the running app takes; a group it does not take, an option that
+    does not exist (``policy=foo``) or a setting its config lacks (``foo=1``) is one line,
+    exit 2 — Hydra's own messages for these span a dozen lines."""
+    from experiments import cli_checks
+
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    app = str(getattr(spec, "name", "")).rpartition(".")[2]
+    if not (config_dir / f"{app}.yaml").is_file():
+        return
+    cli_checks.check_command_line(app, argv, getattr(main, "__doc__", None))
 
 
 def exit_status() -> int:
