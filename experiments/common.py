@@ -244,7 +244,7 @@ def run_job(cfg: DictConfig, job: Callable[[DictConfig, str | None], Any]) -> An
     parent = sweep_parent()
     allow_worker_growth()  # a job in a fresh joblib worker (one the sweep start did not warm)
     if "bandits.tracking" in sys.modules:  # MLflow is imported lazily: it takes seconds
-        sys.modules["bandits.tracking"].last_run_id = None
+        setattr(sys.modules["bandits.tracking"], "last_run_id", None)  # noqa: B010
     try:
         if parent:
             from bandits import tracking
@@ -448,8 +448,9 @@ def joblib_args(config: DictConfig) -> dict[str, Any] | None:
         from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
     except ImportError:
         return None
-    joblib_cfg = OmegaConf.to_container(launcher, resolve=True)
-    assert isinstance(joblib_cfg, dict)
+    raw = OmegaConf.to_container(launcher, resolve=True)
+    assert isinstance(raw, dict)
+    joblib_cfg = {str(k): v for k, v in raw.items()}
     joblib_cfg.pop("_target_", None)
     joblib_cfg["backend"] = "loky"  # as the launcher does
     process_joblib_cfg(joblib_cfg)

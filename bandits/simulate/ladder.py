@@ -40,12 +40,15 @@ def run_ladder(
         env_seed = seed
         if policy_seeds is None:
             raise ValueError("a SeedSequence environment seed needs policy_seeds")
+        shared_policy_seed = None
     else:
         env_seed = np.random.SeedSequence([seed, 0])
+        shared_policy_seed = np.random.SeedSequence([seed, 1])
     results = {}
     for label, policy in policies.items():
         env = Environment(settings, fresh_seed(env_seed))  # spawning advances a SeedSequence
-        own = policy_seeds[label] if policy_seeds is not None else np.random.SeedSequence([seed, 1])
+        own = policy_seeds[label] if policy_seeds is not None else shared_policy_seed
+        assert own is not None
         results[label] = run_online(env, policy, rounds, fresh_seed(own), eval_rounds=eval_rounds)
         if on_policy is not None:
             on_policy(label, results[label])

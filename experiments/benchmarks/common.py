@@ -49,7 +49,7 @@ class Row:
         return cls(**{k: v for k, v in d.items() if k in fields})
 
 
-def best_time(fn: Callable[[], Any], repeats: int = 3, setup: Callable[[], Any] | None = None):
+def best_time(fn: Callable[..., Any], repeats: int = 3, setup: Callable[[], Any] | None = None):
     """Smallest wall time of ``repeats`` calls (the machine is shared: the best run is the one
     least disturbed); returns ``(seconds, last result)``. ``setup`` runs untimed before each
     call and its result is passed to ``fn``."""

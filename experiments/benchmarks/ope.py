@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +26,15 @@ from bandits.ope import DM, DR, IPS, SNDR, SNIPS, RidgeRewardModel, estimate_man
 from experiments.benchmarks.common import Row, best_time, installed
 
 K = 10
+
+
+def _fit_reward_model(log: dict[str, np.ndarray], K: int) -> tuple[float, Any, np.ndarray]:
+    """Time a ridge reward model's fit on ``[x, x²]``; its predictions ``q (n, K)``."""
+    features = np.column_stack([log["x"], log["x"] ** 2])
+    fit_s, model = best_time(
+        lambda: RidgeRewardModel().fit(features, log["action"], log["reward"], K), 1
+    )
+    return fit_s, model, model.predict(features)
 
 
 def _softmax_policy(x: np.ndarray) -> np.ndarray:
@@ -58,14 +68,9 @@ def bench_ope_10m(quick: bool) -> list[Row]:
     n = 200_000 if quick else 10_000_000
     reps = 1 if quick else 3
     log = logged_data(n)
-    features = np.column_stack([log["x"], log["x"] ** 2])
-    fit_s, model = best_time(
-        lambda: RidgeRewardModel().fit(features, log["action"], log["reward"], K), 1
-    )
+    fit_s, _, q = _fit_reward_model(log, K)
     pi = _softmax_policy(log["x"])
-    q = model.predict(features)
-    features = None
-    kw = dict(
+    kw: dict[str, Any] = dict(
         reward=log["reward"],
         action=log["action"],
         propensity=log["propensity"],

@@ -75,7 +75,7 @@ class _Streams(np.random.SeedSequence):
         super().__init__(0)
         self._children = list(children)
 
-    def spawn(self, n_children: int) -> list[np.random.SeedSequence]:
+    def spawn(self, n_children: int) -> list[np.random.SeedSequence]:  # type: ignore[override]
         return self._children[:n_children]
 
 
@@ -152,7 +152,7 @@ def one_run(setup: Setup, seed: int, run: int) -> list[dict]:
     c = float(data.propensity.min())
     per_day = max(1, round(setup.per_day * c))
     need = max(r.n_accepted for r in results.values())
-    truth = {name: [] for name in setup.policies}
+    truth: dict[str, list[float]] = {name: [] for name in setup.policies}
     for t_ss in truth_ss.spawn(setup.truth_runs):
         d_ss, pol_ss = t_ss.spawn(2)
         t_spec, days = _truth_days(setup, world, d_ss, per_day, need)
