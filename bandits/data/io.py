@@ -261,12 +261,14 @@ _VERIFIED: set[tuple[str, int, int]] = set()
 def verify_parquet(path: PathLike, what: str = "log") -> None:
     """Decode every page of a parquet file once with pyarrow, verifying the pages' CRC-32
     checksums where the writer stored them (``page_checksum_verification``; our own files
-    always have them, see :func:`write_parquet`), one row group at a time (peak memory: one
-    row group). polars' reader checks neither, so bytes changed after writing would decode
-    into garbage. A file without checksums is still decoded whole here: bytes that do not
-    decode fail now, naming the file; garbage that decodes is left to the value checks
-    (finite, within ±1e15, propensities ≥ 1e-12). Intact files are remembered by path,
-    size and modification time, so a log is verified once per process.
+    always have them, see :func:`write_parquet`), one column chunk at a time (peak memory:
+    one column of one row group, returned to the system afterwards). polars' reader checks
+    no checksum, so bytes changed after writing would decode into garbage. A file without
+    checksums is still decoded whole here: bytes that do not decode fail now, naming the
+    file; garbage that decodes is left to the value checks (finite, within ±1e15,
+    propensities ≥ 1e-12; their errors name the log). Intact files are remembered by path,
+    size and modification time, so a log is verified once per process (measured: 0.46 s for
+    a 2.5M-row, 15-column log that polars reads in 0.80 s).
 
     Raises:
         DataError: one line naming the file — a checksum mismatch ("the file is damaged"),
@@ -283,9 +285,10 @@ def verify_parquet(path: PathLike, what: str = "log") -> None:
     if key in _VERIFIED:
         return
     try:
-        with pq.ParquetFile(p, page_checksum_verification=True) as pf:
+        with pq.ParquetFile(p, page_checksum_verification=True, pre_buffer=False) as pf:
             for group in range(pf.num_row_groups):
-                pf.read_row_group(group, use_threads=True)
+                for column in range(pf.metadata.num_columns):  # one column chunk at a time
+                    pf.read_row_group(group, columns=[pf.schema.column(column).path])
     except (*_READ_ERRORS, MemoryError) as exc:
         if "checksum" in str(exc).lower():
             raise DataError(
@@ -296,6 +299,8 @@ def verify_parquet(path: PathLike, what: str = "log") -> None:
         raise DataError(
             f"cannot read {what} '{p}': the file is damaged or not parquet: {_one_line(exc)}"
         ) from None
+    finally:
+        pa.default_memory_pool().release_unused()  # the pool would keep the decoded pages
     _VERIFIED.add(key)
 
 

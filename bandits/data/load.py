@@ -526,16 +526,20 @@ def _apply_overrides(
 
 
 @contextmanager
-def in_file_names(renames: Mapping[str, str]) -> Iterator[None]:
+def in_file_names(renames: Mapping[str, str], label: str | None = None) -> Iterator[None]:
     """Re-raise a DataError about a renamed column under the name it has in the file, e.g.
     ``column 'reward'`` → ``column 'clicked' (read as reward)``; ``renames`` is
-    ``{your column: our name}``."""
+    ``{your column: our name}``. With ``label``, an error about a column's values
+    (``column '…': …``) ends naming the log it is in (``… (in log 'clicks.csv')``): a damaged
+    file without page checksums fails there."""
     try:
         yield
     except DataError as exc:
         message = str(exc)
         for theirs, ours in renames.items():
             message = message.replace(f"column '{ours}'", f"column '{theirs}' (read as {ours})")
+        if label and message.startswith("column '") and label not in message:
+            message = f"{message} (in log '{label}')"
         if message == str(exc):
             raise
         raise DataError(message) from None
@@ -710,7 +714,7 @@ def load_log(
         if renames:
             lf = lf.rename(renames)
         schema = collect_schema(lf, label)
-    with in_file_names(renames):
+    with in_file_names(renames, None if source is None else label):
         plan = plan_log(
             label,
             schema,

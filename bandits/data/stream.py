@@ -213,7 +213,7 @@ def iter_log_batches(
     def batches() -> Iterator[LoggedData]:
         offset = 0
         for frame in _frames(projected, source.label, total, int(batch_rows)):
-            with in_file_names(renames):
+            with in_file_names(renames, source.label):
                 arrays = validate_log(
                     frame,
                     shared_catalog,
