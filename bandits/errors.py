@@ -20,6 +20,13 @@ class DataError(UserError):
     """Invalid logged data (names the column and the first offending rows)."""
 
 
+class NotFittedError(UserError, AttributeError):
+    """A component used before it has its learned state: a policy not bound to a problem
+    (``bind(spec)``), a reward model not fitted (``fit``). One line naming the component and
+    the call that is missing. It is also an ``AttributeError``, so ``hasattr(obj, "coef_")``
+    stays ``False`` on an unfitted object."""
+
+
 def first_rows(mask_or_index, limit: int = 5) -> str:
     """Format the first offending row indices for an error message, e.g. ``rows [3, 17, …]``.
 

@@ -1,5 +1,17 @@
-"""Settings values checked against the type of their default, in one line.
+"""One settings mechanism (:class:`Settings`) and setting values checked against the type of
+their default, in one line.
 
+**The mechanism.** Policies, off-policy estimators and reward models all derive from
+:class:`Settings`: their settings are the *explicit* keyword arguments of the class's own
+``__init__`` (a ``**kwargs`` collected through the class hierarchy is refused when the class is
+defined), stored unchanged under the same names; learned state is created later and named with a
+trailing ``_``. From the signature alone come :meth:`Settings.get_settings` (a flat dict that
+round-trips through the constructor), :meth:`Settings.set_params`, :meth:`Settings.clone` (a
+fresh, unfitted copy with the same settings, some overridden) and the ``repr``; an attribute
+``x_`` read before the object has learned anything raises one line,
+:class:`~bandits.errors.NotFittedError`, naming the object and the call that is missing.
+
+**Values.**
 Policies, the audience and the apps take settings from configs and command lines, where
 ``alpha=abc`` or ``rounds=1.5`` arrive as text or the wrong number type. :func:`coerce_setting`
 turns a value into the type its default has — or raises a one-line
@@ -18,15 +30,112 @@ Rules, by the default's type:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
-from bandits.errors import ConfigError
+from bandits.errors import ConfigError, NotFittedError
 
-__all__ = ["coerce_setting", "coerce_settings", "dataclass_defaults", "signature_defaults"]
+__all__ = [
+    "Settings",
+    "coerce_setting",
+    "coerce_settings",
+    "dataclass_defaults",
+    "signature_defaults",
+]
+
+
+class Settings:
+    """Settings = the explicit keyword arguments of ``__init__`` (see the module docstring).
+
+    Subclasses store every argument under its own name in ``__init__`` and may override
+    :meth:`_owner` (how messages name the object, e.g. ``policy 'linucb'``),
+    :meth:`_is_fitted` and :meth:`_not_fitted_message`.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+        for p in inspect.signature(init).parameters.values():
+            if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                raise TypeError(
+                    f"{cls.__qualname__}.__init__ takes {'**' if p.kind is p.VAR_KEYWORD else '*'}"
+                    f"{p.name}: settings are explicit keyword arguments (list every setting, "
+                    "including the base class's, and pass them on to super().__init__)"
+                )
+
+    # ----- the settings -------------------------------------------------------------------
+    @classmethod
+    def setting_names(cls) -> tuple[str, ...]:
+        """The settings, in constructor order."""
+        params = inspect.signature(cls.__init__).parameters.values()
+        return tuple(p.name for p in params if p.name != "self")
+
+    @classmethod
+    def setting_defaults(cls) -> dict[str, Any]:
+        """``{setting: default}`` for the settings that have a default."""
+        params = inspect.signature(cls.__init__).parameters.values()
+        return {p.name: p.default for p in params if p.name != "self" and p.default is not p.empty}
+
+    def get_settings(self) -> dict[str, Any]:
+        """Settings as a flat dict: ``type(obj)(**obj.get_settings())`` is an unfitted copy."""
+        return {name: getattr(self, name) for name in self.setting_names()}
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """:meth:`get_settings` under its scikit-learn name (``deep`` is ignored)."""
+        return self.get_settings()
+
+    def _check_names(self, names: Any) -> None:
+        known = self.setting_names()
+        unknown = sorted(set(names) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"{self._owner()} has no setting(s) {', '.join(map(repr, unknown))} "
+                f"(settings: {', '.join(known) or 'none'})"
+            )
+
+    def set_params(self, **params: Any) -> Self:
+        """Set settings by name (learned state is untouched); an unknown name is a one-line
+        :class:`~bandits.errors.ConfigError` naming the object and its settings."""
+        self._check_names(params)
+        for key, value in params.items():
+            setattr(self, key, value)
+        return self
+
+    def clone(self, **overrides: Any) -> Self:
+        """A fresh, unfitted copy with the same settings (deep-copied), ``overrides`` replacing
+        some of them (unknown names: :class:`~bandits.errors.ConfigError`)."""
+        self._check_names(overrides)
+        settings = {**copy.deepcopy(self.get_settings()), **overrides}
+        return type(self)(**settings)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_settings().items())
+        return f"{type(self).__name__}({args})"
+
+    # ----- not fitted ---------------------------------------------------------------------
+    def _owner(self) -> str:
+        return type(self).__name__
+
+    def _is_fitted(self) -> bool:
+        """Whether the object holds learned state (override); default: any ``x_`` set."""
+        return any(k.endswith("_") and not k.startswith("_") for k in vars(self))
+
+    def _not_fitted_message(self) -> str:
+        return f"{self._owner()} is not fitted: call fit first"
+
+    if not TYPE_CHECKING:  # mypy keeps checking attribute names
+
+        def __getattr__(self, name: str) -> Any:
+            # only called when normal lookup fails: no cost on learned state that exists
+            if name.endswith("_") and not name.startswith("__") and not self._is_fitted():
+                raise NotFittedError(self._not_fitted_message())
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 def _shown(value: Any) -> str:
@@ -100,21 +209,16 @@ def _sample(annotation: Any, default: Any) -> Any:
 
 
 def signature_defaults(cls: type) -> dict[str, Any]:
-    """``{parameter: sample}`` of ``__init__`` over ``cls``'s MRO (the nearest class wins):
-    a value of the parameter's annotated type (``float``, ``int``, ``bool``, ``str``), for
-    :func:`coerce_settings`; parameters of other types are left out."""
+    """``{parameter: sample}`` of ``cls.__init__``: a value of the parameter's annotated type
+    (``float``, ``int``, ``bool``, ``str``), for :func:`coerce_settings`; parameters of other
+    types are left out."""
     out: dict[str, Any] = {}
-    seen: set[str] = set()
-    for klass in cls.__mro__:
-        if klass is object or "__init__" not in klass.__dict__:
+    for p in inspect.signature(cls.__init__).parameters.values():  # type: ignore[misc]
+        if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or p.name == "self":
             continue
-        for p in inspect.signature(klass.__dict__["__init__"]).parameters.values():
-            if p.name in seen or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or p.name == "self":
-                continue
-            seen.add(p.name)
-            sample = _sample(p.annotation, p.default if p.default is not p.empty else None)
-            if sample is not None:
-                out[p.name] = sample
+        sample = _sample(p.annotation, p.default if p.default is not p.empty else None)
+        if sample is not None:
+            out[p.name] = sample
     return out
 
 

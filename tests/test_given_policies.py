@@ -48,8 +48,10 @@ class FixedProbs(Policy):
 
     learns = False
 
-    def __init__(self, probs: np.ndarray | None = None, **kw: Any) -> None:
-        super().__init__(**kw)
+    def __init__(
+        self, probs: np.ndarray | None = None, *, epsilon: float = 0.0, update_every: int = 1
+    ) -> None:
+        super().__init__(epsilon=epsilon, update_every=update_every)
         self.probs = probs
 
     def _action_probs(self, ctx):

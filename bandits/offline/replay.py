@@ -50,12 +50,13 @@ effect, which the calendar fixes but the day clusters count as variation. The re
 ``interval`` names the method actually used, e.g. "95% day-clustered t interval over 14
 days (column 'day', 13 df)".
 
-Speed: a policy with a compiled ``replay_log`` (LinUCB, LinTS, the context-free bandits and
-segment-level Thompson sampling) replays in one compiled call; a policy that does not learn
-is scored in large batches; for others the policy's probabilities are computed for a window
-of upcoming events at a time with its current state, up to the first acceptance (the state
-only changes on acceptance), so the result does not depend on the window size and Python
-runs once per accepted event, not per logged event. The interval costs O(N) array work.
+The loop itself is the policy's :meth:`~bandits.policies.base.Policy.replay` hook: a policy
+with a compiled loop (LinUCB, LinTS, the context-free bandits and segment-level Thompson
+sampling) replays in one compiled call; a policy that does not learn is scored in large
+batches; for others the reference loop computes the policy's probabilities for a window of
+upcoming events at a time with its current state, up to the first acceptance (the state only
+changes on acceptance), so the result does not depend on the window size and Python runs once
+per accepted event, not per logged event. The interval costs O(N) array work.
 """
 
 from __future__ import annotations
@@ -75,8 +76,6 @@ from bandits.policies.base import Contexts, Policy
 CLUSTER_MODES = ("auto", "blocks", "iid")
 #: The column ``clusters="auto"`` clusters by when the log has it.
 DAY_COLUMN = "day"
-#: Rows scored per call when a policy that does not learn is replayed.
-_FIXED_BATCH = 65_536
 
 
 @dataclass
@@ -146,12 +145,13 @@ def replay(
         min_accepted: fewer accepted events than this → ``supported=False``.
         window: the most events scored per policy call (speed only: the look-ahead adapts
             to the gaps between acceptances, and results do not depend on it).
-        compiled: use the policy's compiled ``replay_log`` when it has one (same
-            acceptances and final state; ``False`` runs the reference loop below). It is
-            called as ``replay_log(ctx, actions, rewards, propensities, uniforms, c,
-            need_pi=False)``: only the acceptances are used, so a policy may decide an event
-            without computing its probability exactly (LinTS does, from bounds), and it
-            adds the accepted events to ``policy.n_updates_``.
+        compiled: run the policy's own replay loop, :meth:`Policy.replay
+            <bandits.policies.base.Policy.replay>` (compiled for LinUCB, LinTS, the
+            context-free bandits and segment-level Thompson sampling; same acceptances and
+            final state as the reference); ``False`` runs the reference loop
+            (``reference=True``). Only the acceptances are used (``need_pi=False``), so a
+            policy may decide an event without computing its probability exactly (LinTS
+            does, from bounds). The accepted events are counted in ``policy.n_updates_``.
         level: confidence level of the interval, in (0, 1).
         clusters: how accepted events are grouped for the interval: ``"auto"`` (the log's
             ``day`` column, else calendar days of its time column, else blocks; see the
@@ -185,53 +185,19 @@ def replay(
         "min_clusters": int(min_clusters),
         "n_blocks": int(n_blocks),
     }
-    if compiled and hasattr(policy, "replay_log"):
-        hit_mask, _ = policy.replay_log(ctx, data.action, data.reward, mu, u, c, need_pi=False)
-        idx = np.flatnonzero(hit_mask)  # replay_log counts its updates in n_updates_
-        return _result(policy, data, idx, c, min_accepted, **interval)
-    if compiled and not type(policy).learns:
-        idx = _replay_fixed(data, policy, ctx, u, c)
-        policy.n_updates_ += int(idx.size)  # as the reference loop's update calls count them
-        return _result(policy, data, idx, c, min_accepted, **interval)
-    accepted: list[int] = []
-    t = 0
-    w = min(window, 16)
-    while t < data.n:
-        stop = min(t + w, data.n)
-        part = ctx.slice(t, stop)
-        probs = policy.action_probs(part)
-        rows = np.arange(stop - t)
-        pi_a = probs[rows, data.action[t:stop]]
-        hit = np.flatnonzero(u[t:stop] < pi_a * c / mu[t:stop])
-        if hit.size == 0:
-            t = stop
-            w = min(2 * w, window)  # acceptances are rare: look further ahead
-            continue
-        w = int(min(max(8, 2 * (hit[0] + 1)), window))  # about twice the last gap
-        j = t + int(hit[0])
-        policy.update(
-            ctx.slice(j, j + 1),
-            data.action[j : j + 1],
-            data.reward[j : j + 1],
-            pi_a[hit[0] : hit[0] + 1],
-        )
-        accepted.append(j)
-        t = j + 1
-    return _result(policy, data, np.asarray(accepted, dtype=np.int64), c, min_accepted, **interval)
-
-
-def _replay_fixed(
-    data: LoggedData, policy: Policy, ctx: Contexts, u: np.ndarray, c: float
-) -> np.ndarray:
-    """Acceptances of a policy that does not learn: its probabilities never change, so they
-    are computed for large batches of events at once (same acceptances as the loop)."""
-    hits = []
-    for start in range(0, data.n, _FIXED_BATCH):
-        stop = min(start + _FIXED_BATCH, data.n)
-        probs = policy.action_probs(ctx.slice(start, stop))
-        pi_a = probs[np.arange(stop - start), data.action[start:stop]]
-        hits.append(start + np.flatnonzero(u[start:stop] < pi_a * c / data.propensity[start:stop]))
-    return np.concatenate(hits).astype(np.int64) if hits else np.zeros(0, np.int64)
+    accepted, _ = policy.replay(
+        ctx,
+        data.action,
+        data.reward,
+        mu,
+        u,
+        c,
+        need_pi=False,  # only the acceptances are used
+        reference=not compiled,
+        window=int(window),
+    )
+    idx = np.flatnonzero(accepted).astype(np.int64)
+    return _result(policy, data, idx, c, min_accepted, **interval)
 
 
 def cluster_interval(

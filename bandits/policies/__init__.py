@@ -1,13 +1,17 @@
-"""Bandit policies. Importing this package registers every built-in policy.
+"""Bandit policies. Importing this package discovers and registers every policy module
+(:func:`bandits.policies.registry.discover`: the package's own modules and those in
+``BANDITS_POLICY_PATH``).
 
 >>> from bandits.policies import POLICIES, make_policy
 >>> sorted(POLICIES)[:3]
 ['ab_winner', 'beta_ts', 'epsilon_greedy']
 """
 
-from bandits.policies import baselines, given, linear, mab, offline, vw  # noqa: F401 (registration)
-from bandits.policies.base import Contexts, Decisions, Policy, ProblemSpec, sample_from
-from bandits.policies.registry import POLICIES, make_policy, register_policy
+from bandits.policies.base import Contexts, Decisions, Policy, ProblemSpec
+from bandits.policies.registry import POLICIES, discover, make_policy, register_policy
+from bandits.policies.sampling import sample_from
+
+discover()
 
 __all__ = [
     "POLICIES",
@@ -15,6 +19,7 @@ __all__ = [
     "Decisions",
     "Policy",
     "ProblemSpec",
+    "discover",
     "make_policy",
     "register_policy",
     "sample_from",

@@ -1,25 +1,37 @@
-"""The policy protocol: batch-first scoring, sampling with exact propensities, learning.
+"""The policy contract: batch-first scoring, sampling with exact propensities, learning,
+and the two loops every policy runs — online play and replay through a log.
 
 Every call takes a batch of ``n`` rounds (a single round is a batch of one). A policy
 returns action probabilities ``(n, K)``; :meth:`Policy.sample` draws from exactly those
 probabilities with the policy's own seeded generator, so every decision carries the exact
-propensity it was drawn with. Settings live in ``__init__`` (stored unchanged, scikit-learn
-style); learned state is created by :meth:`Policy.reset` and named with a trailing ``_``.
+propensity it was drawn with. Settings are the explicit keyword arguments of ``__init__``
+(:class:`bandits.settings.Settings`: ``get_settings``, ``clone``); learned state is created by
+:meth:`Policy.bind` and named with a trailing ``_``.
+
+**Hooks.** A policy implements :meth:`Policy._action_probs` and, if it learns,
+:meth:`Policy._update`. The loops :meth:`Policy.play` and :meth:`Policy.replay` have
+reference implementations here (:meth:`Policy._play_reference`,
+:meth:`Policy._replay_reference`, written only in terms of the hooks above); a policy with a
+compiled loop overrides :meth:`Policy._play` / :meth:`Policy._replay`, which must make
+exactly the reference's decisions and leave exactly its state (the conformance suite checks
+every attribute). ``play(..., reference=True)`` / ``replay(..., reference=True)`` run the
+reference. The public methods keep the update counter ``n_updates_`` — hooks never touch it.
 """
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import polars as pl
 
 from bandits.errors import ConfigError
 from bandits.features import FeatureSchema
+from bandits.policies.sampling import blocks, mix, one_hot_argmax, sample_from
+from bandits.settings import Settings
 
 SeedLike = int | np.random.SeedSequence | None
 
@@ -68,43 +80,19 @@ class Decisions:
     probs: np.ndarray
 
 
-def sample_from(probs: np.ndarray, uniforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse-CDF sampling of one action per row.
-
-    Args:
-        probs: ``(n, K)`` rows summing to 1.
-        uniforms: ``(n,)`` draws in [0, 1).
-
-    Returns:
-        ``actions (n,)`` with ``P(a_i = k) = probs[i, k]`` and ``propensities = probs[i, a_i]``.
-        Zero-probability actions are never drawn.
-    """
-    cdf = np.cumsum(probs, axis=1)
-    cdf[:, -1] = np.inf  # guards against rows summing to 1 - 1e-16
-    actions = (uniforms[:, None] >= cdf).sum(axis=1)
-    # skip zero-probability actions sitting at a cdf plateau (u == cdf edge)
-    actions = np.minimum(actions, probs.shape[1] - 1)
-    props = probs[np.arange(probs.shape[0]), actions]
-    if np.any(props <= 0):  # only possible through exact ties with a plateau; resolve by argmax
-        bad = props <= 0
-        actions[bad] = probs[bad].argmax(axis=1)
-        props = probs[np.arange(probs.shape[0]), actions]
-    return actions.astype(np.int64), props
+#: The most events :meth:`Policy._replay_reference` scores per call (speed only).
+REPLAY_WINDOW = 4096
+#: Rows a policy that does not learn scores per call in :meth:`Policy._replay`.
+_FIXED_BATCH = 65_536
 
 
-def one_hot_argmax(scores: np.ndarray, tol: float = 1e-12) -> np.ndarray:
-    """Deterministic greedy probabilities ``(n, K)``: ties share the mass equally."""
-    best = scores.max(axis=1, keepdims=True)
-    ties = scores >= best - tol
-    return ties / ties.sum(axis=1, keepdims=True)
+class Policy(Settings, ABC):
+    """Base class of every policy (the contract is in the module docstring).
 
-
-class Policy(ABC):
-    """Base class of every policy.
-
-    Subclasses implement :meth:`_reset`, :meth:`_action_probs` and, if they learn,
-    :meth:`_update`; they may override :meth:`_play` with a compiled loop. Setting
-    ``epsilon`` mixes any policy with uniform exploration: ``(1 - epsilon) * pi + epsilon / K``.
+    Settings common to all: ``epsilon`` mixes any policy with uniform exploration,
+    ``(1 - epsilon) * pi + epsilon / K``; ``update_every`` freezes the state for blocks of
+    that many rounds in :meth:`play` (1 = exact per-round learning). A subclass lists them
+    among its own keyword arguments and passes them on.
     """
 
     name: ClassVar[str] = ""
@@ -113,34 +101,30 @@ class Policy(ABC):
     #: decision is still drawn from exactly the returned probabilities.
     probabilities: ClassVar[Literal["exact", "monte_carlo"]] = "exact"
     learns: ClassVar[bool] = True
+    #: Settings still accepted so that old configs load, but ignored (not in the YAML).
+    ignored_settings: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, epsilon: float = 0.0, update_every: int = 1) -> None:
         self.epsilon = epsilon
         self.update_every = update_every
 
     # ----- settings -------------------------------------------------------------------
-    @classmethod
-    def _setting_names(cls) -> list[str]:
-        names: list[str] = []
-        for klass in cls.__mro__:
-            if klass is object or "__init__" not in klass.__dict__:
-                continue
-            for p in inspect.signature(klass.__dict__["__init__"]).parameters.values():
-                if p.name != "self" and p.kind is not p.VAR_KEYWORD and p.name not in names:
-                    names.append(p.name)
-        return names
+    def _owner(self) -> str:
+        return f"policy '{self.name or type(self).__name__}'"
 
-    def get_params(self) -> dict[str, Any]:
-        """Settings as a flat dict (round-trips through ``type(self)(**params)``)."""
-        return {n: getattr(self, n) for n in self._setting_names()}
+    def _is_fitted(self) -> bool:
+        return "spec_" in vars(self)
 
-    def set_params(self, **params: Any) -> Policy:
-        names = set(self._setting_names())
-        for key, value in params.items():
-            if key not in names:
-                raise ConfigError(f"policy '{self.name}' has no setting '{key}'")
-            setattr(self, key, value)
-        return self
+    def _not_fitted_message(self) -> str:
+        return f"{self._owner()} is not bound to a problem: call bind(spec) first"
+
+    def clone(self, *, seed: SeedLike = None, **overrides: Any) -> Self:
+        """A fresh copy with the same settings (``overrides`` replacing some): unbound, or,
+        with ``seed``, bound to this policy's problem with that seed (fresh learned state)."""
+        copy = super().clone(**overrides)
+        if seed is not None:
+            copy.bind(self.spec_, seed)
+        return copy
 
     def _check_settings(self) -> None:
         if not 0.0 <= float(self.epsilon) <= 1.0:
@@ -158,9 +142,9 @@ class Policy(ABC):
 
     @classmethod
     def example_settings(cls, spec: ProblemSpec) -> dict[str, Any]:
-        """Settings, beyond the defaults, with which this policy runs on ``spec``: used by the
-        conformance suite (``tests/policies/test_policy_conformance.py``) for policies whose
-        input is more than the context (a table, columns of the log). Default: none."""
+        """Settings, beyond the defaults, with which this policy runs on ``spec`` in the
+        conformance suite (``tests/policies/test_policy_conformance.py``): e.g. the table of a
+        policy whose input is more than the context, or smaller sizes. Default: none."""
         return {}
 
     @classmethod
@@ -170,7 +154,7 @@ class Policy(ABC):
         return frame
 
     # ----- lifecycle ------------------------------------------------------------------
-    def reset(self, spec: ProblemSpec, seed: SeedLike = None) -> Policy:
+    def bind(self, spec: ProblemSpec, seed: SeedLike = None) -> Self:
         """Bind to a problem and create fresh learned state; ``seed`` drives all randomness."""
         self._check_settings()
         ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
@@ -180,7 +164,11 @@ class Policy(ABC):
         self._reset(spec)
         return self
 
-    def _reset(self, spec: ProblemSpec) -> None:  # noqa: B027 - optional hook
+    def reset(self, spec: ProblemSpec, seed: SeedLike = None) -> Self:
+        """:meth:`bind` under its former name (kept for existing callers)."""
+        return self.bind(spec, seed)
+
+    def _reset(self, spec: ProblemSpec) -> None:
         """Create learned state (trailing-underscore attributes)."""
 
     # ----- acting ---------------------------------------------------------------------
@@ -189,12 +177,8 @@ class Policy(ABC):
         """Probabilities ``(n, K)`` before epsilon mixing."""
 
     def action_probs(self, ctx: Contexts) -> np.ndarray:
-        """Action probabilities ``(n, K)``, rows summing to 1."""
-        probs = self._action_probs(ctx)
-        eps = float(self.epsilon)
-        if eps > 0:
-            probs = (1.0 - eps) * probs + eps / probs.shape[1]
-        return probs
+        """Action probabilities ``(n, K)``, rows summing to 1 (ε mixed in)."""
+        return mix(self._action_probs(ctx), float(self.epsilon))
 
     def sample(self, ctx: Contexts) -> Decisions:
         """Draw one action per round from :meth:`action_probs` with the policy's generator."""
@@ -202,6 +186,7 @@ class Policy(ABC):
         actions, props = sample_from(probs, self.rng_.random(len(ctx)))
         return Decisions(actions, props, probs)
 
+    # ----- learning -------------------------------------------------------------------
     def update(
         self,
         ctx: Contexts,
@@ -210,6 +195,13 @@ class Policy(ABC):
         propensities: np.ndarray,
     ) -> None:
         """Learn from a batch of ``(context, action (n,), reward (n,), propensity (n,))``."""
+        self._learn(ctx, actions, rewards, propensities)
+        self.n_updates_ += len(ctx)
+
+    def _learn(
+        self, ctx: Contexts, actions: np.ndarray, rewards: np.ndarray, propensities: np.ndarray
+    ) -> None:
+        """:meth:`_update` on arrays of the right types (no counting: for the loops)."""
         if len(ctx):
             self._update(
                 ctx,
@@ -217,43 +209,172 @@ class Policy(ABC):
                 np.asarray(rewards, float),
                 np.asarray(propensities, float),
             )
-            self.n_updates_ += len(ctx)
 
-    def _update(  # noqa: B027 - optional hook
+    def _update(
         self, ctx: Contexts, actions: np.ndarray, rewards: np.ndarray, propensities: np.ndarray
     ) -> None:
         """Learning hook; non-learning policies keep the default (no-op)."""
 
-    def play(self, ctx: Contexts, potential_rewards: np.ndarray) -> Decisions:
+    # ----- online play ------------------------------------------------------------------
+    def play(
+        self, ctx: Contexts, potential_rewards: np.ndarray, *, reference: bool = False
+    ) -> Decisions:
         """Act on ``n`` rounds in order, learning as it goes.
 
         ``potential_rewards (n, K)`` holds the reward each action would get; only the chosen
         one is revealed to the policy. Updates happen every ``update_every`` rounds
-        (1 = exact per-round learning).
+        (1 = exact per-round learning); a policy that learns counts the ``n`` rounds in
+        ``n_updates_``. ``reference=True`` runs :meth:`_play_reference` (same decisions and
+        state as the policy's own, possibly compiled, loop).
         """
-        return self._play(ctx, potential_rewards)
+        run = self._play_reference if reference else self._play
+        dec = run(ctx, potential_rewards)
+        if self.learns:
+            self.n_updates_ += len(ctx)
+        return dec
 
     def _play(self, ctx: Contexts, potential_rewards: np.ndarray) -> Decisions:
-        n = len(ctx)
+        """Hook: the online loop (override with a compiled one); default: the reference."""
+        return self._play_reference(ctx, potential_rewards)
+
+    def _play_reference(self, ctx: Contexts, potential_rewards: np.ndarray) -> Decisions:
+        """The reference online loop: per ``update_every`` block, :meth:`sample` with the
+        frozen state, reveal the chosen rewards, :meth:`_update`. A policy that does not
+        learn samples all rounds at once (the same draws: one uniform per round, in order)."""
         if not self.learns:
-            dec = self.sample(ctx)
-            return dec
-        step = int(self.update_every)
+            return self.sample(ctx)
+        n = len(ctx)
         actions = np.empty(n, np.int64)
         props = np.empty(n)
         probs = np.empty((n, self.spec_.n_actions))
-        for start in range(0, n, step):
-            stop = min(start + step, n)
+        for start, stop in blocks(n, int(self.update_every)):
             part = ctx.slice(start, stop)
             dec = self.sample(part)
             rewards = potential_rewards[np.arange(start, stop), dec.actions]
-            self.update(part, dec.actions, rewards, dec.propensities)
+            self._learn(part, dec.actions, rewards, dec.propensities)
             actions[start:stop], props[start:stop], probs[start:stop] = (
                 dec.actions,
                 dec.propensities,
                 dec.probs,
             )
         return Decisions(actions, props, probs)
+
+    # ----- replay through a log -----------------------------------------------------------
+    def replay(
+        self,
+        ctx: Contexts,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        propensities: np.ndarray,
+        uniforms: np.ndarray,
+        c: float,
+        *,
+        need_pi: bool = True,
+        reference: bool = False,
+        window: int = REPLAY_WINDOW,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rejection-sampling replay through ``n`` logged events (Li et al. 2011,
+        generalised; see :mod:`bandits.offline.replay`): event ``t`` is accepted when
+        ``uniforms[t] < pi_t(a_t) * c / mu_t`` (``pi_t`` = the current probabilities,
+        epsilon included; ``mu_t = propensities[t]``), and an accepted event is learned from
+        at once (``update`` with the logged reward and propensity ``pi_t(a_t)``).
+
+        Args:
+            ctx: ``n`` logged rounds; ``actions`` (int), ``rewards``, ``propensities``,
+                ``uniforms`` (in [0, 1)): ``(n,)``. ``c``: the acceptance constant (the
+                smallest logged propensity keeps every ratio ≤ 1).
+            need_pi: ``False`` lets a policy decide an event from bounds on its probability
+                where they suffice (LinTS does: same acceptances and state, much less
+                integration; ``pi_logged`` is NaN there).
+            reference: run :meth:`_replay_reference` instead of the policy's own loop.
+            window: the most events the reference loop scores per call (speed only).
+
+        Returns:
+            ``accepted (n,) bool`` and ``pi_logged (n,)``, the policy's probability of the
+            logged action when the event was visited. The accepted events are counted in
+            ``n_updates_``.
+        """
+        arrays = (
+            np.ascontiguousarray(actions, dtype=np.int64),
+            np.ascontiguousarray(rewards, dtype=np.float64),
+            np.ascontiguousarray(propensities, dtype=np.float64),
+            np.ascontiguousarray(uniforms, dtype=np.float64),
+        )
+        if reference:
+            accepted, pi_logged = self._replay_reference(ctx, *arrays, float(c), int(window))
+        else:
+            accepted, pi_logged = self._replay(ctx, *arrays, float(c), bool(need_pi), int(window))
+        self.n_updates_ += int(accepted.sum())
+        return accepted, pi_logged
+
+    def _replay(
+        self,
+        ctx: Contexts,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        propensities: np.ndarray,
+        uniforms: np.ndarray,
+        c: float,
+        need_pi: bool,
+        window: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Hook: the replay loop (override with a compiled one). Default: a policy that does
+        not learn is scored in large batches (its probabilities never change: the reference's
+        acceptances); any other runs the reference loop."""
+        if self.learns:
+            return self._replay_reference(ctx, actions, rewards, propensities, uniforms, c, window)
+        n = len(ctx)
+        accepted = np.zeros(n, bool)
+        pi_logged = np.empty(n)
+        for start, stop in blocks(n, _FIXED_BATCH):
+            probs = self.action_probs(ctx.slice(start, stop))
+            pi_a = probs[np.arange(stop - start), actions[start:stop]]
+            pi_logged[start:stop] = pi_a
+            accepted[start:stop] = uniforms[start:stop] < pi_a * c / propensities[start:stop]
+        return accepted, pi_logged
+
+    def _replay_reference(
+        self,
+        ctx: Contexts,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        propensities: np.ndarray,
+        uniforms: np.ndarray,
+        c: float,
+        window: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The reference replay loop, in terms of :meth:`action_probs` and :meth:`_update`.
+
+        The state only changes on acceptance, so the probabilities of a window of upcoming
+        events are computed at once with the current state, up to the first acceptance; the
+        window adapts to the gaps between acceptances (about twice the last one, at most
+        ``window``), and the result does not depend on it. Python runs once per accepted
+        event, not per logged event."""
+        n = len(ctx)
+        accepted = np.zeros(n, bool)
+        pi_logged = np.empty(n)
+        t = 0
+        w = min(window, 16)
+        while t < n:
+            stop = min(t + w, n)
+            probs = self.action_probs(ctx.slice(t, stop))
+            pi_a = probs[np.arange(stop - t), actions[t:stop]]
+            hit = np.flatnonzero(uniforms[t:stop] < pi_a * c / propensities[t:stop])
+            if hit.size == 0:
+                pi_logged[t:stop] = pi_a
+                t = stop
+                w = min(2 * w, window)  # acceptances are rare: look further ahead
+                continue
+            h = int(hit[0])
+            pi_logged[t : t + h + 1] = pi_a[: h + 1]
+            w = int(min(max(8, 2 * (h + 1)), window))  # about twice the last gap
+            j = t + h
+            self._learn(
+                ctx.slice(j, j + 1), actions[j : j + 1], rewards[j : j + 1], pi_a[h : h + 1]
+            )
+            accepted[j] = True
+            t = j + 1
+        return accepted, pi_logged
 
     # ----- state ------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
@@ -263,5 +384,17 @@ class Policy(ABC):
         }
 
     def set_state(self, state: Mapping[str, Any]) -> None:
+        """Restore learned state saved by :meth:`get_state` (arrays are copied)."""
         for k, v in state.items():
             setattr(self, k, v.copy() if isinstance(v, np.ndarray) else v)
+
+
+__all__ = [
+    "Contexts",
+    "Decisions",
+    "Policy",
+    "ProblemSpec",
+    "SeedLike",
+    "one_hot_argmax",
+    "sample_from",
+]

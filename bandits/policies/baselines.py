@@ -41,8 +41,10 @@ class FixedVariant(Policy):
 
     learns = False
 
-    def __init__(self, variant: str | int = 0, **kw) -> None:
-        super().__init__(**kw)
+    def __init__(
+        self, variant: str | int = 0, *, epsilon: float = 0.0, update_every: int = 1
+    ) -> None:
+        super().__init__(epsilon=epsilon, update_every=update_every)
         self.variant = variant
 
     def _reset(self, spec: ProblemSpec) -> None:
@@ -59,8 +61,10 @@ class ABTestWinner(Policy):
     """One message for all, chosen by an A/B test: uniform for the first ``test_rounds``
     rounds, then the variant with the highest mean reward in the test, for everyone."""
 
-    def __init__(self, test_rounds: int = 2000, **kw) -> None:
-        super().__init__(**kw)
+    def __init__(
+        self, test_rounds: int = 2000, *, epsilon: float = 0.0, update_every: int = 1
+    ) -> None:
+        super().__init__(epsilon=epsilon, update_every=update_every)
         self.test_rounds = test_rounds
 
     def _check_settings(self) -> None:
@@ -83,7 +87,9 @@ class ABTestWinner(Policy):
         return probs
 
     def _play(self, ctx: Contexts, potential_rewards: np.ndarray) -> Decisions:
-        # decisions do not depend on the state until the test ends: one batch per phase
+        """Decisions do not depend on the state until the test ends (nor after it), so each
+        phase is one batch: the reference loop's decisions and state whatever
+        ``update_every``."""
         n_test = (
             max(0, min(len(ctx), int(self.test_rounds) - self.seen_)) if self.winner_ < 0 else 0
         )
@@ -93,7 +99,7 @@ class ABTestWinner(Policy):
                 part = ctx.slice(start, stop)
                 dec = self.sample(part)
                 rewards = potential_rewards[np.arange(start, stop), dec.actions]
-                self.update(part, dec.actions, rewards, dec.propensities)
+                self._learn(part, dec.actions, rewards, dec.propensities)
                 parts.append(dec)
         return Decisions(
             np.concatenate([d.actions for d in parts]),
@@ -128,8 +134,15 @@ class Retargeting(Policy):
 
     learns = False
 
-    def __init__(self, max_days_since_view: int = 7, fallback: str | None = None, **kw) -> None:
-        super().__init__(**kw)
+    def __init__(
+        self,
+        max_days_since_view: int = 7,
+        fallback: str | None = None,
+        *,
+        epsilon: float = 0.0,
+        update_every: int = 1,
+    ) -> None:
+        super().__init__(epsilon=epsilon, update_every=update_every)
         self.max_days_since_view = max_days_since_view
         self.fallback = fallback
 

@@ -96,7 +96,7 @@ def check_distributions(
         return probs
     if not probs.min() >= 0.0:  # NaN fails the comparison too
         bad = np.asarray(~(probs >= 0.0), dtype=bool)
-        rows = bad.any(axis=1)
+        rows: np.ndarray = np.asarray(bad.any(axis=1))
         shown = [float(v) for v in probs[bad][:_SHOWN]]
         at = ""
         if entries is not None:
@@ -184,9 +184,11 @@ class GivenProbabilities(Policy):
         column: str | None = None,
         columns: Sequence[str] | None = None,
         prefix: str | None = None,
-        **kw: Any,
+        *,
+        epsilon: float = 0.0,
+        update_every: int = 1,
     ) -> None:
-        super().__init__(**kw)
+        super().__init__(epsilon=epsilon, update_every=update_every)
         self.column = column
         self.columns = columns
         self.prefix = prefix
@@ -479,9 +481,11 @@ class CellTable(Policy):
         table: str | os.PathLike[str] | pl.DataFrame | None = None,
         keys: Sequence[str] | None = None,
         missing: str = "error",
-        **kw: Any,
+        *,
+        epsilon: float = 0.0,
+        update_every: int = 1,
     ) -> None:
-        super().__init__(**kw)
+        super().__init__(epsilon=epsilon, update_every=update_every)
         self.table = table
         self.keys = keys
         self.missing = missing

@@ -1,9 +1,10 @@
 """Disjoint linear contextual bandits: LinUCB and linear Thompson sampling.
 
 Each arm k has its own ridge regression of reward on the context features ``x (d,)``. Both
-policies run their online loop in compiled code (:mod:`bandits.policies._linear_kernels`) with
-exact per-round Sherman–Morrison updates by default; ``update_every > 1`` freezes the state
-for blocks of rounds (batched updates, recorded in the run's params).
+policies run their online loop and their replay in compiled code
+(:mod:`bandits.policies.kernels.linear`, one function per scoring mode) with exact per-round
+Sherman–Morrison updates by default; ``update_every > 1`` freezes the state for blocks of
+rounds (batched updates, recorded in the run's params).
 """
 
 from __future__ import annotations
@@ -11,16 +12,23 @@ from __future__ import annotations
 import numpy as np
 
 from bandits.errors import ConfigError
-from bandits.policies import _linear_kernels as kern
 from bandits.policies.base import Contexts, Decisions, Policy, ProblemSpec
+from bandits.policies.kernels import linear as kern
+from bandits.policies.kernels.linear_ts import gauss_hermite_normal
+from bandits.policies.kernels.sherman_morrison import sm_update
 from bandits.policies.registry import register_policy
 
 
-class _DisjointLinear(Policy):
-    mode: int = kern.MODE_UCB
+def _f64(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float64)
 
-    def __init__(self, ridge: float = 1.0, **kw) -> None:
-        super().__init__(**kw)
+
+class _DisjointLinear(Policy):
+    """Shared state: ``A_inv_ (K, d, d)`` = (ridge·I + Σ x xᵀ)⁻¹ per arm, ``b_ (K, d)`` =
+    Σ r x and ``theta_ (K, d)`` = ``A_inv_ b_``."""
+
+    def __init__(self, *, ridge: float = 1.0, epsilon: float = 0.0, update_every: int = 1) -> None:
+        super().__init__(epsilon=epsilon, update_every=update_every)
         self.ridge = ridge
 
     def _check_settings(self) -> None:
@@ -35,102 +43,9 @@ class _DisjointLinear(Policy):
         )
         self.b_ = np.zeros((k, d))
         self.theta_ = np.zeros((k, d))
-        self._nodes, self._weights = kern.gauss_hermite_normal(self._n_nodes())
-
-    def _n_nodes(self) -> int:
-        return 1
-
-    def _width(self) -> float:
-        raise NotImplementedError
-
-    def _probs(self, X: np.ndarray, epsilon: float) -> np.ndarray:
-        return kern.batch_probs(
-            np.ascontiguousarray(X, dtype=np.float64),
-            self.A_inv_,
-            self.b_,
-            self.mode,
-            float(self._width()),
-            self._nodes,
-            self._weights,
-            epsilon,
-        )
-
-    def _action_probs(self, ctx: Contexts) -> np.ndarray:
-        return self._probs(ctx.X, 0.0)
-
-    def action_probs(self, ctx: Contexts) -> np.ndarray:
-        return self._probs(ctx.X, float(self.epsilon))
 
     def _update(self, ctx, actions, rewards, propensities) -> None:
-        kern.sm_update(
-            np.ascontiguousarray(ctx.X, dtype=np.float64),
-            actions,
-            rewards,
-            self.A_inv_,
-            self.b_,
-            self.theta_,
-        )
-
-    def _play(self, ctx: Contexts, potential_rewards: np.ndarray) -> Decisions:
-        uniforms = self.rng_.random(len(ctx))
-        actions, props, probs = kern.play(
-            np.ascontiguousarray(ctx.X, dtype=np.float64),
-            np.ascontiguousarray(potential_rewards, dtype=np.float64),
-            uniforms,
-            self.A_inv_,
-            self.b_,
-            self.theta_,
-            self.mode,
-            float(self._width()),
-            self._nodes,
-            self._weights,
-            float(self.epsilon),
-            int(self.update_every),
-        )
-        self.n_updates_ += len(ctx)
-        return Decisions(actions, props, probs)
-
-    def replay_log(
-        self,
-        ctx: Contexts,
-        actions: np.ndarray,
-        rewards: np.ndarray,
-        propensities: np.ndarray,
-        uniforms: np.ndarray,
-        c: float,
-        need_pi: bool = True,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Rejection-sampling replay through a log in compiled code (Li et al. 2011,
-        generalised): event ``t`` is accepted when ``uniforms[t] < pi_t(a_t) * c / mu_t``
-        (``pi_t`` = the current probabilities, epsilon included) and an accepted event is
-        learned from at once. The same decisions and final state as
-        :func:`bandits.offline.replay.replay` given the same uniforms, which draws them as
-        ``default_rng(seed).random(n)``.
-
-        Returns ``accepted (n,) bool`` and ``pi_logged (n,)`` (the policy's probability of
-        the logged action when the event was visited). ``need_pi=False`` lets Thompson
-        sampling decide an event from bounds on that probability where they suffice (same
-        acceptances and state, much less integration; ``pi_logged`` is NaN there).
-        """
-        accepted, pi_logged = kern.replay(
-            np.ascontiguousarray(ctx.X, dtype=np.float64),
-            np.ascontiguousarray(actions, dtype=np.int64),
-            np.ascontiguousarray(rewards, dtype=np.float64),
-            np.ascontiguousarray(propensities, dtype=np.float64),
-            np.ascontiguousarray(uniforms, dtype=np.float64),
-            float(c),
-            self.A_inv_,
-            self.b_,
-            self.theta_,
-            self.mode,
-            float(self._width()),
-            self._nodes,
-            self._weights,
-            float(self.epsilon),
-            bool(need_pi),
-        )
-        self.n_updates_ += int(accepted.sum())
-        return accepted, pi_logged
+        sm_update(_f64(ctx.X), actions, rewards, self.A_inv_, self.b_, self.theta_)
 
 
 @register_policy("linucb")
@@ -139,10 +54,15 @@ class LinUCB(_DisjointLinear):
     ``x·θ_k + alpha·sqrt(xᵀ A_k⁻¹ x)``, ``A_k = ridge·I + Σ x xᵀ`` over rounds where k was
     chosen; deterministic, ties split equally."""
 
-    mode = kern.MODE_UCB
-
-    def __init__(self, alpha: float = 1.0, **kw) -> None:
-        super().__init__(**kw)
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        ridge: float = 1.0,
+        *,
+        epsilon: float = 0.0,
+        update_every: int = 1,
+    ) -> None:
+        super().__init__(ridge=ridge, epsilon=epsilon, update_every=update_every)
         self.alpha = alpha
 
     def _check_settings(self) -> None:
@@ -150,8 +70,37 @@ class LinUCB(_DisjointLinear):
         if float(self.alpha) < 0:
             raise ConfigError(f"policy.alpha must be ≥ 0, got {self.alpha}")
 
-    def _width(self) -> float:
-        return float(self.alpha)
+    def _action_probs(self, ctx: Contexts) -> np.ndarray:
+        return kern.batch_probs_ucb(_f64(ctx.X), self.A_inv_, self.b_, float(self.alpha))
+
+    def _play(self, ctx: Contexts, potential_rewards: np.ndarray) -> Decisions:
+        actions, props, probs = kern.play_ucb(
+            _f64(ctx.X),
+            _f64(potential_rewards),
+            self.rng_.random(len(ctx)),
+            self.A_inv_,
+            self.b_,
+            self.theta_,
+            float(self.alpha),
+            float(self.epsilon),
+            int(self.update_every),
+        )
+        return Decisions(actions, props, probs)
+
+    def _replay(self, ctx, actions, rewards, propensities, uniforms, c, need_pi, window):
+        return kern.replay_ucb(
+            _f64(ctx.X),
+            actions,
+            rewards,
+            propensities,
+            uniforms,
+            c,
+            self.A_inv_,
+            self.b_,
+            self.theta_,
+            float(self.alpha),
+            float(self.epsilon),
+        )
 
 
 @register_policy("lints")
@@ -159,14 +108,21 @@ class LinearThompson(_DisjointLinear):
     """Linear Thompson sampling with disjoint arms: arm k's score is drawn from
     ``N(x·θ_k, v²·xᵀA_k⁻¹x)``. The probability of each arm winning is computed to within
     1e-10 (closed form for two competing arms, a shared-grid trapezoid rule for more; see
-    ``_linear_kernels._ts_probs``; ``n_nodes`` Gauss–Hermite nodes are used only when some
-    widths are exactly 0), and the decision is drawn from exactly those probabilities, so
-    propensities are exact."""
+    :func:`bandits.policies.kernels.linear_ts.ts_probs`; ``n_nodes`` Gauss–Hermite nodes are
+    used only when some widths are exactly 0), and the decision is drawn from exactly those
+    probabilities, so propensities are exact. In replay (``need_pi=False``) most events are
+    decided from bounds on the logged action's win probability, without integrating."""
 
-    mode = kern.MODE_TS
-
-    def __init__(self, v: float = 0.3, n_nodes: int = 16, **kw) -> None:
-        super().__init__(**kw)
+    def __init__(
+        self,
+        v: float = 0.3,
+        n_nodes: int = 16,
+        ridge: float = 1.0,
+        *,
+        epsilon: float = 0.0,
+        update_every: int = 1,
+    ) -> None:
+        super().__init__(ridge=ridge, epsilon=epsilon, update_every=update_every)
         self.v = v
         self.n_nodes = n_nodes
 
@@ -175,8 +131,45 @@ class LinearThompson(_DisjointLinear):
         if float(self.v) < 0 or int(self.n_nodes) < 2:
             raise ConfigError("policy.v must be ≥ 0 and policy.n_nodes ≥ 2")
 
-    def _n_nodes(self) -> int:
-        return int(self.n_nodes)
+    def _reset(self, spec: ProblemSpec) -> None:
+        super()._reset(spec)
+        self._nodes, self._weights = gauss_hermite_normal(int(self.n_nodes))
 
-    def _width(self) -> float:
-        return float(self.v)
+    def _action_probs(self, ctx: Contexts) -> np.ndarray:
+        return kern.batch_probs_ts(
+            _f64(ctx.X), self.A_inv_, self.b_, float(self.v), self._nodes, self._weights
+        )
+
+    def _play(self, ctx: Contexts, potential_rewards: np.ndarray) -> Decisions:
+        actions, props, probs = kern.play_ts(
+            _f64(ctx.X),
+            _f64(potential_rewards),
+            self.rng_.random(len(ctx)),
+            self.A_inv_,
+            self.b_,
+            self.theta_,
+            float(self.v),
+            self._nodes,
+            self._weights,
+            float(self.epsilon),
+            int(self.update_every),
+        )
+        return Decisions(actions, props, probs)
+
+    def _replay(self, ctx, actions, rewards, propensities, uniforms, c, need_pi, window):
+        return kern.replay_ts(
+            _f64(ctx.X),
+            actions,
+            rewards,
+            propensities,
+            uniforms,
+            c,
+            self.A_inv_,
+            self.b_,
+            self.theta_,
+            float(self.v),
+            self._nodes,
+            self._weights,
+            float(self.epsilon),
+            bool(need_pi),
+        )

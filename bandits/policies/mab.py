@@ -4,7 +4,7 @@ Thompson sampling (one Beta-Bernoulli bandit per value of a segment column).
 Rewards are expected in [0, 1] after dividing by ``reward_scale`` (clipped otherwise). Every
 policy here has exact probabilities (a deterministic function of the state); the Thompson
 samplers compute their win probabilities by quadrature
-(:func:`bandits.policies._mab_kernels.beta_win_probs`).
+(:func:`bandits.policies.kernels.beta.beta_win_probs`).
 """
 
 from __future__ import annotations
@@ -12,21 +12,23 @@ from __future__ import annotations
 import numpy as np
 
 from bandits.errors import ConfigError
-from bandits.policies import _mab_kernels as kern
 from bandits.policies.base import Contexts, Decisions, Policy, ProblemSpec
+from bandits.policies.kernels import arms as kern
 from bandits.policies.registry import register_policy
 
 
 class _ArmStatistics(Policy):
     """Shared state: per-group, per-arm counts and sums of rewards scaled to [0, 1],
     shape ``(G, K)``; the online loop and the probabilities run in compiled code
-    (:mod:`bandits.policies._mab_kernels`)."""
+    (:mod:`bandits.policies.kernels.arms`)."""
 
     group_column: str | None = None
     mode: int = kern.MODE_GREEDY
 
-    def __init__(self, reward_scale: float = 1.0, **kw) -> None:
-        super().__init__(**kw)
+    def __init__(
+        self, *, reward_scale: float = 1.0, epsilon: float = 0.0, update_every: int = 1
+    ) -> None:
+        super().__init__(epsilon=epsilon, update_every=update_every)
         self.reward_scale = reward_scale
 
     def _check_settings(self) -> None:
@@ -58,17 +60,11 @@ class _ArmStatistics(Policy):
         """(c, prior_a, prior_b) passed to the kernels."""
         return 0.0, 1.0, 1.0
 
-    def _probs(self, ctx: Contexts, epsilon: float) -> np.ndarray:
+    def _action_probs(self, ctx: Contexts) -> np.ndarray:
         c, a, b = self._kernel_settings()
         return kern.batch_probs(
-            self._groups(ctx), self.counts_, self.sums_, self.mode, c, a, b, epsilon
+            self._groups(ctx), self.counts_, self.sums_, self.mode, c, a, b, 0.0
         )
-
-    def _action_probs(self, ctx: Contexts) -> np.ndarray:
-        return self._probs(ctx, 0.0)
-
-    def action_probs(self, ctx: Contexts) -> np.ndarray:
-        return self._probs(ctx, float(self.epsilon))
 
     def _update(self, ctx, actions, rewards, propensities) -> None:
         g = self._groups(ctx)
@@ -93,41 +89,19 @@ class _ArmStatistics(Policy):
             float(self.reward_scale),
             int(self.update_every),
         )
-        self.n_updates_ += len(ctx)
         return Decisions(actions, props, probs)
 
-    def replay_log(
-        self,
-        ctx: Contexts,
-        actions: np.ndarray,
-        rewards: np.ndarray,
-        propensities: np.ndarray,
-        uniforms: np.ndarray,
-        c: float,
-        need_pi: bool = True,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Rejection-sampling replay through a log in compiled code (Li et al. 2011,
-        generalised): event ``t`` is accepted when ``uniforms[t] < pi_t(a_t) * c / mu_t``
-        (``pi_t`` = the current probabilities, epsilon included) and an accepted event is
-        learned from at once. The same decisions and final state as the reference loop of
-        :func:`bandits.offline.replay.replay` given the same uniforms.
-
-        Args:
-            ctx: ``n`` logged rounds; actions, rewards, propensities, uniforms: ``(n,)``.
-            need_pi: accepted for the common signature; ``pi_logged`` is always computed.
-
-        Returns:
-            ``accepted (n,) bool`` and ``pi_logged (n,)``, the policy's probability of the
-            logged action when the event was visited.
-        """
+    def _replay(self, ctx, actions, rewards, propensities, uniforms, c, need_pi, window):
+        """The compiled replay (:func:`bandits.policies.kernels.arms.replay`); ``pi_logged``
+        is always computed (``need_pi`` is not needed)."""
         kc, a, b = self._kernel_settings()
-        accepted, pi_logged = kern.replay(
+        return kern.replay(
             self._groups(ctx),
-            np.ascontiguousarray(actions, dtype=np.int64),
-            np.ascontiguousarray(rewards, dtype=np.float64),
-            np.ascontiguousarray(propensities, dtype=np.float64),
-            np.ascontiguousarray(uniforms, dtype=np.float64),
-            float(c),
+            actions,
+            rewards,
+            propensities,
+            uniforms,
+            c,
             self.counts_,
             self.sums_,
             self.mode,
@@ -137,8 +111,6 @@ class _ArmStatistics(Policy):
             float(self.epsilon),
             float(self.reward_scale),
         )
-        self.n_updates_ += int(accepted.sum())
-        return accepted, pi_logged
 
 
 @register_policy("epsilon_greedy")
@@ -148,8 +120,10 @@ class EpsilonGreedy(_ArmStatistics):
 
     mode = kern.MODE_GREEDY
 
-    def __init__(self, epsilon: float = 0.1, **kw) -> None:
-        super().__init__(epsilon=epsilon, **kw)
+    def __init__(
+        self, epsilon: float = 0.1, reward_scale: float = 1.0, update_every: int = 1
+    ) -> None:
+        super().__init__(reward_scale=reward_scale, epsilon=epsilon, update_every=update_every)
 
 
 @register_policy("ucb1")
@@ -159,8 +133,15 @@ class UCB1(_ArmStatistics):
 
     mode = kern.MODE_UCB1
 
-    def __init__(self, c: float = 1.0, **kw) -> None:
-        super().__init__(**kw)
+    def __init__(
+        self,
+        c: float = 1.0,
+        reward_scale: float = 1.0,
+        *,
+        epsilon: float = 0.0,
+        update_every: int = 1,
+    ) -> None:
+        super().__init__(reward_scale=reward_scale, epsilon=epsilon, update_every=update_every)
         self.c = c
 
     def _kernel_settings(self) -> tuple[float, float, float]:
@@ -174,7 +155,7 @@ class BetaThompson(_ArmStatistics):
     Arm k's posterior is ``Beta(prior_a + S_k, prior_b + N_k − S_k)`` (``N_k`` pulls, ``S_k``
     summed rewards in [0, 1]). Its probability of having the largest posterior draw,
     ``p_k = ∫ f_k(x) Π_{j≠k} F_j(x) dx``, is computed by adaptive composite Gauss–Legendre
-    quadrature (:func:`bandits.policies._mab_kernels.beta_win_probs`: absolute error
+    quadrature (:func:`bandits.policies.kernels.beta.beta_win_probs`: absolute error
     ≲ 1e-9, a deterministic function of the counts), and the action is drawn from exactly
     those probabilities (inverse CDF), so every logged propensity is the probability the
     decision was drawn with. Every arm keeps a positive probability: a win probability
@@ -187,14 +168,19 @@ class BetaThompson(_ArmStatistics):
 
     mode = kern.MODE_BETA_TS
 
+    ignored_settings = ("n_draws",)
+
     def __init__(
         self,
         prior_a: float = 1.0,
         prior_b: float = 1.0,
         n_draws: int | None = None,
-        **kw,
+        reward_scale: float = 1.0,
+        *,
+        epsilon: float = 0.0,
+        update_every: int = 1,
     ) -> None:
-        super().__init__(**kw)
+        super().__init__(reward_scale=reward_scale, epsilon=epsilon, update_every=update_every)
         self.prior_a = prior_a
         self.prior_b = prior_b
         self.n_draws = n_draws
@@ -215,8 +201,25 @@ class SegmentThompson(BetaThompson):
     """Segment-level personalisation: an independent Beta Thompson sampler per value of
     ``segment_column`` (default ``segment``)."""
 
-    def __init__(self, segment_column: str = "segment", **kw) -> None:
-        super().__init__(**kw)
+    def __init__(
+        self,
+        segment_column: str = "segment",
+        prior_a: float = 1.0,
+        prior_b: float = 1.0,
+        n_draws: int | None = None,
+        reward_scale: float = 1.0,
+        *,
+        epsilon: float = 0.0,
+        update_every: int = 1,
+    ) -> None:
+        super().__init__(
+            prior_a=prior_a,
+            prior_b=prior_b,
+            n_draws=n_draws,
+            reward_scale=reward_scale,
+            epsilon=epsilon,
+            update_every=update_every,
+        )
         self.segment_column = segment_column
 
     def _reset(self, spec: ProblemSpec) -> None:

@@ -21,8 +21,15 @@ class ImportanceWeightedLinear(Policy):
     """Greedy policy on per-arm ridge regressions ``θ_k = (ridge·I + Σ w x xᵀ)⁻¹ Σ w r x``
     with ``w = min(1/propensity, max_weight)`` summed over rounds where arm k was taken."""
 
-    def __init__(self, ridge: float = 1.0, max_weight: float = 100.0, **kw) -> None:
-        super().__init__(**kw)
+    def __init__(
+        self,
+        ridge: float = 1.0,
+        max_weight: float = 100.0,
+        *,
+        epsilon: float = 0.0,
+        update_every: int = 1,
+    ) -> None:
+        super().__init__(epsilon=epsilon, update_every=update_every)
         self.ridge = ridge
         self.max_weight = max_weight
 

@@ -10,11 +10,10 @@ gave. Cost = ``-reward``. VW's own randomness (e.g. bagging) is seeded with ``--
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import math
 import os
 import tempfile
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -23,8 +22,14 @@ import vowpalwabbit
 import vowpalwabbit.pyvw
 
 from bandits.errors import ConfigError
-from bandits.policies.base import Contexts, Decisions, Policy, ProblemSpec, sample_from
+from bandits.policies.base import Contexts, Decisions, Policy, ProblemSpec
 from bandits.policies.registry import register_policy
+from bandits.policies.sampling import blocks, draw, mix, mix_row, sample_from
+
+#: The shared draw and ε-mixing of :mod:`bandits.policies.sampling`, run by the interpreter on
+#: one round's list of probabilities (the compiled versions would first need an array).
+_draw_row = draw.py_func
+_mix_row = mix_row.py_func
 
 #: explorer -> (VW flags, the flag its ``explore_param`` sets, default value)
 EXPLORERS: dict[str, tuple[str, str | None, float | None]] = {
@@ -49,26 +54,6 @@ def _normalise(raw: list[float]) -> list[float]:
     return [x / total for x in raw]
 
 
-def _mix(p: list[float], eps: float, k: int) -> list[float]:
-    """``(1 - eps) p + eps / k`` elementwise, exactly as :meth:`Policy.action_probs` does."""
-    if eps > 0.0:
-        return [(1.0 - eps) * x + eps / k for x in p]
-    return p
-
-
-def _draw(p: list[float], u: float) -> int:
-    """Inverse-CDF draw, bit-for-bit :func:`bandits.policies.base.sample_from` on one row."""
-    cdf = 0.0
-    a = 0
-    for k in range(len(p) - 1):
-        cdf += p[k]
-        if u >= cdf:
-            a = k + 1
-    if p[a] <= 0.0:
-        a = max(range(len(p)), key=p.__getitem__)
-    return a
-
-
 def _token(value: Any) -> str:
     """VW-safe feature token (no spaces, pipes or colons)."""
     return str(value).replace(" ", "_").replace("|", "_").replace(":", "_")
@@ -91,9 +76,11 @@ class VowpalWabbit(Policy):
         interactions: tuple[str, ...] | list[str] = ("sa",),
         learning_rate: float = 0.5,
         extra_args: str = "",
-        **kw,
+        *,
+        epsilon: float = 0.0,
+        update_every: int = 1,
     ) -> None:
-        super().__init__(**kw)
+        super().__init__(epsilon=epsilon, update_every=update_every)
         self.explorer = explorer
         self.explore_param = explore_param
         self.interactions = interactions
@@ -258,8 +245,9 @@ class VowpalWabbit(Policy):
 
     def _rounds(self, ctx: Contexts) -> tuple[list[str], list[str | None]]:
         shared = self._shared_lines(ctx)
-        dyn = self._dynamic_values(ctx)
-        return shared, (dyn if dyn is not None else [None] * len(shared))
+        found = self._dynamic_values(ctx)
+        dyn: list[str | None] = list(found) if found is not None else [None] * len(shared)
+        return shared, dyn
 
     def _predict_raw(self, shared: Any, acts: list[Any]) -> list[float]:
         """VW's PMF for one round (action order, not yet renormalised)."""
@@ -281,24 +269,21 @@ class VowpalWabbit(Policy):
         return np.array(rows, dtype=np.float64).reshape(len(ctx), self.spec_.n_actions)
 
     def _play(self, ctx: Contexts, potential_rewards: np.ndarray) -> Decisions:
-        """Per-round predict → sample → learn on pre-parsed action examples; the shared
+        """Per-round predict → mix → draw → learn on pre-parsed action examples; the shared
         example parsed for the prediction is reused for learning."""
         shared_lines, dyn = self._rounds(ctx)
         n, k = len(ctx), self.spec_.n_actions
         uniforms = self.rng_.random(n).tolist()
         eps = float(self.epsilon)
-        step = int(self.update_every)
         rewards = np.asarray(potential_rewards, dtype=np.float64).tolist()
         rows: list[list[float]] = [[]] * n
         actions = [0] * n
         props = [0.0] * n
         vw, lt, acts_of = self.vw_, self._label_type, self._action_examples
         new_example, predict_multi, learn_multi = _VWExample, _VW.predict_multi, _VW.learn_multi
-        fsum, accumulate, bisect_right = math.fsum, itertools.accumulate, bisect.bisect_right
-        mixing, floor = 1.0 - eps, eps / k
+        fsum, mix_row_, draw_row = math.fsum, _mix_row, _draw_row
         labelled = self._labelled_example
-        for start in range(0, n, step):
-            stop = min(start + step, n)
+        for start, stop in blocks(n, int(self.update_every)):
             block = []
             for t in range(start, stop):
                 acts, lines = acts_of(dyn[t])
@@ -306,12 +291,9 @@ class VowpalWabbit(Policy):
                 predict_multi(vw, multi)
                 raw = multi[0].get_action_scores()
                 total = fsum(raw)
-                p = [x / total for x in raw]  # == _mix(_normalise(raw), eps, k)
-                if eps > 0.0:
-                    p = [mixing * x + floor for x in p]
-                a = bisect_right(list(accumulate(p)), uniforms[t], 0, k - 1)  # == _draw
-                if p[a] <= 0.0:
-                    a = max(range(k), key=p.__getitem__)
+                p = [x / total for x in raw]  # == _normalise(raw)
+                mix_row_(p, eps)
+                a = draw_row(p, uniforms[t])
                 rows[t], actions[t], props[t] = p, a, p[a]
                 block.append((multi, lines))
             for t in range(start, stop):
@@ -319,7 +301,6 @@ class VowpalWabbit(Policy):
                 a, pa = actions[t], props[t]
                 multi[1 + a] = labelled(f"0:{-rewards[t][a]}:{pa} {lines[a]}")
                 learn_multi(vw, multi)
-        self.n_updates_ += n
         return Decisions(
             np.array(actions, dtype=np.int64),
             np.array(props, dtype=np.float64),
@@ -345,19 +326,18 @@ class VowpalWabbit(Policy):
 
     def _play_text(self, ctx: Contexts, potential_rewards: np.ndarray) -> Decisions:
         """The text path: ``Workspace.predict`` / ``learn`` on lists of strings per round
-        (same decisions as :meth:`_play`, several times slower; used by the tests)."""
+        (same decisions and model as :meth:`_play`, several times slower; used by the tests
+        and the benchmark). A hook like :meth:`_play`: it does not count ``n_updates_``."""
         examples = self._examples(ctx)
         n, k = len(ctx), self.spec_.n_actions
         uniforms = self.rng_.random(n)
         probs = np.empty((n, k))
-        eps = float(self.epsilon)
-        step = int(self.update_every)
         actions = np.empty(n, np.int64)
         props = np.empty(n)
-        for start in range(0, n, step):
-            stop = min(start + step, n)
+        for start, stop in blocks(n, int(self.update_every)):
             for t in range(start, stop):
-                probs[t] = _mix(self._pmf_text(examples[t]), eps, k)
+                probs[t] = self._pmf_text(examples[t])
+            probs[start:stop] = mix(probs[start:stop], float(self.epsilon))
             a, pr = sample_from(probs[start:stop], uniforms[start:stop])
             actions[start:stop], props[start:stop] = a, pr
             for t in range(start, stop):
@@ -376,7 +356,7 @@ class VowpalWabbit(Policy):
             with open(path, "rb") as fh:
                 return {"vw_model": fh.read(), "args_": self.args_}
 
-    def set_state(self, state: dict[str, Any]) -> None:
+    def set_state(self, state: Mapping[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "model.vw")
             with open(path, "wb") as fh:

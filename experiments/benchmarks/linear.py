@@ -1,5 +1,5 @@
-"""LinUCB / linear Thompson sampling: simulation (``Policy.play``) and replay (the compiled
-rejection-sampling kernel, ``replay_log``) with 10 variants and 10 features, exact per-round
+"""LinUCB / linear Thompson sampling: simulation (``Policy.play``) and replay (``Policy.replay``,
+the compiled rejection-sampling kernel) with 10 variants and 10 features, exact per-round
 Sherman–Morrison updates; peers: a plain numpy Sherman–Morrison loop (written here) and
 MABWiser's LinUCB when installed.
 """
@@ -50,7 +50,7 @@ def _sim(name: str, rounds: int, settings: dict, repeats: int) -> tuple[float, o
 
 def _replay(name: str, events: int, settings: dict, repeats: int) -> tuple[float, int, int]:
     """Best time, accepted events, and events decided without computing π (see
-    ``replay_log(need_pi=False)``)."""
+    ``Policy.replay(need_pi=False)``)."""
     spec, ctx, potential, _ = problem(events, seed=2)
     rng = np.random.default_rng(3)
     logged = rng.integers(0, K, events)
@@ -58,11 +58,11 @@ def _replay(name: str, events: int, settings: dict, repeats: int) -> tuple[float
     mu = np.full(events, 1.0 / K)
     uniforms = rng.random(events)
     warm = make_policy(name, settings).reset(spec, 0)
-    warm.replay_log(ctx.slice(0, 100), logged[:100], rewards[:100], mu[:100], uniforms[:100], 0.1)
+    warm.replay(ctx.slice(0, 100), logged[:100], rewards[:100], mu[:100], uniforms[:100], 0.1)
 
     def run(policy):
         # as bandits.offline.replay.replay calls it (π of the logged action only where needed)
-        return policy.replay_log(ctx, logged, rewards, mu, uniforms, float(mu.min()), need_pi=False)
+        return policy.replay(ctx, logged, rewards, mu, uniforms, float(mu.min()), need_pi=False)
 
     secs, (accepted, pi_logged) = best_time(
         run, repeats, setup=lambda: make_policy(name, settings).reset(spec, 0)
@@ -135,7 +135,7 @@ def bench_linucb(quick: bool) -> list[Row]:
     events = 20_000 if quick else 2_000_000
     rsecs, acc, _ = _replay("linucb", events, {"alpha": 1.0}, reps)
     rep = Row(
-        "linucb replay (replay_log)",
+        "linucb replay (Policy.replay)",
         events,
         rsecs,
         unit="logged events",
@@ -165,7 +165,7 @@ def bench_lints(quick: bool) -> list[Row]:
     events = 20_000 if quick else 1_000_000
     rsecs, acc, by_bounds = _replay("lints", events, settings, reps)
     rep = Row(
-        "lints replay (replay_log)",
+        "lints replay (Policy.replay)",
         events,
         rsecs,
         unit="logged events",

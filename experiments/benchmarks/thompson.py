@@ -14,13 +14,14 @@ off-policy), and the smallest probability.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from collections.abc import Sequence
 
 import numpy as np
 
-from bandits.policies import make_policy
+from bandits.policies import Policy, ProblemSpec, make_policy
 from bandits.simulate import AudienceSettings, Environment, problem_spec
 from experiments.benchmarks.common import Row, best_time, git_commit, table
 
@@ -39,6 +40,10 @@ def _days(rounds: int, seed: int, per_day: int = 2_000):
     return spec, days
 
 
+def _fresh(name: str, spec: ProblemSpec, seed: int) -> Policy:
+    return make_policy(name).bind(spec, seed)
+
+
 def bench_thompson(quick: bool, rounds: int | None = None, seed: int = 3) -> list[Row]:
     """Rows: ``<policy> simulation (play)`` and ``<policy> action_probs`` for each policy in
     :data:`POLICIES`; the play rows carry the support shares in ``extra``."""
@@ -54,7 +59,7 @@ def bench_thompson(quick: bool, rounds: int | None = None, seed: int = 3) -> lis
             return policy, np.concatenate(probs)
 
         secs, (policy, probs) = best_time(
-            run, 1 if quick else 3, setup=lambda name=name: make_policy(name).reset(spec, seed)
+            run, 1 if quick else 3, setup=functools.partial(_fresh, name, spec, seed)
         )
         support = {
             "share_zero": float((probs == 0.0).mean()),

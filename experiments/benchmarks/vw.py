@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from bandits.policies import make_policy
+from bandits.policies.vw import VowpalWabbit
 from bandits.simulate import AudienceSettings, Environment, problem_spec
 from experiments.benchmarks.common import Row
 
@@ -63,7 +64,8 @@ def bench_vw(quick: bool) -> list[Row]:
     spec = problem_spec(env)
     day = env.next_day(n)
     ctx = spec.contexts(day.frame)
-    ref = make_policy("vw").reset(spec, 0)
+    ref = make_policy("vw").bind(spec, 0)
+    assert isinstance(ref, VowpalWabbit)
     dec = ref.play(ctx, day.potential_reward)
     rewards = day.potential_reward[np.arange(n), dec.actions]
     args = ref.args_
@@ -88,9 +90,10 @@ def bench_vw(quick: bool) -> list[Row]:
             best["driver"] = min(best["driver"], secs)
             best["driver2"] = min(best["driver2"], _driver_seconds(args, path2)[0])
         m = min(n, 2_000)  # the old text path is slow: fewer rounds
-        p = make_policy("vw").reset(spec, 0)
+        text = make_policy("vw").bind(spec, 0)
+        assert isinstance(text, VowpalWabbit)
         t0 = time.perf_counter()
-        p._play_text(ctx.slice(0, m), day.potential_reward[:m])
+        text._play_text(ctx.slice(0, m), day.potential_reward[:m])
         text_rate = m / (time.perf_counter() - t0)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

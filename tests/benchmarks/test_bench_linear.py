@@ -10,8 +10,9 @@ import pytest
 
 from bandits.data import load_log
 from bandits.offline.replay import replay
-from bandits.policies import _linear_kernels as kern
 from bandits.policies import make_policy
+from bandits.policies.kernels import linear_ts as kern
+from bandits.policies.kernels import normal
 from bandits.simulate import run_online
 from experiments.benchmarks.linear import bench_lints, bench_linucb, problem
 
@@ -40,7 +41,7 @@ def test_bench_lints_quick():
 @pytest.mark.parametrize(
     "name,settings", [("linucb", {}), ("lints", {"epsilon": 0.1}), ("lints", {})]
 )
-def test_replay_log_equals_library_replay(name, settings, need_pi, small_settings, small_env):
+def test_compiled_replay_equals_library_replay(name, settings, need_pi, small_settings, small_env):
     """The compiled rejection-sampling replay makes the same acceptances and ends in the same
     state as bandits.offline.replay.replay with the same seed (also when LinTS decides events
     from bounds on the win probability, ``need_pi=False``)."""
@@ -51,7 +52,7 @@ def test_replay_log_equals_library_replay(name, settings, need_pi, small_setting
     res = replay(data, ref, seed=9, min_accepted=1, compiled=False)  # the reference loop
     fast = make_policy(name, settings).reset(spec, 5)
     u = np.random.default_rng(np.random.SeedSequence(9)).random(data.n)
-    accepted, _ = fast.replay_log(
+    accepted, _ = fast.replay(
         spec.contexts(data.frame),
         data.action,
         data.reward,
@@ -63,6 +64,8 @@ def test_replay_log_equals_library_replay(name, settings, need_pi, small_setting
     np.testing.assert_array_equal(np.flatnonzero(accepted), res.accepted)
     np.testing.assert_array_equal(fast.A_inv_, ref.A_inv_)
     np.testing.assert_array_equal(fast.b_, ref.b_)
+    np.testing.assert_array_equal(fast.theta_, ref.theta_)
+    assert fast.n_updates_ == ref.n_updates_ == res.n_accepted
 
 
 def test_play_is_bit_for_bit_blocks_of_batch_probs_and_sm_update():
@@ -85,12 +88,12 @@ def _ts(means, sds, n_nodes=16):
     nodes, weights = kern.gauss_hermite_normal(n_nodes)
     k = len(means)
     out = np.empty(k)
-    kern._ts_probs(
+    kern.ts_probs(
         np.asarray(means, float),
         np.asarray(sds, float),
         nodes,
         weights,
-        kern._weight_below(weights),
+        kern.weight_below(weights),
         np.empty(k, np.int64),
         np.empty((6, k)),
         out,
@@ -138,13 +141,13 @@ def test_lints_many_arms_match_quadrature_and_ties_split():
 
 
 def test_phi_table_matches_erfc_and_exp():
-    z = np.linspace(-kern.PHI_TAB_Z, kern.PHI_TAB_Z, 40_001)
-    got = np.array([kern._phi_pair(v) for v in z])
+    z = np.linspace(-normal.PHI_TAB_Z, normal.PHI_TAB_Z, 40_001)
+    got = np.array([normal.phi_pair(v) for v in z])
     cdf = np.array([0.5 * math.erfc(-v / math.sqrt(2.0)) for v in z])
     pdf = np.exp(-0.5 * z**2) / math.sqrt(2.0 * math.pi)
     assert np.abs(got[:, 0] - cdf).max() <= 5e-16
     assert np.abs(got[:, 1] - pdf).max() <= 5e-16
-    assert kern._phi_pair(-9.0) == (0.0, 0.0) and kern._phi_pair(9.0) == (1.0, 0.0)
+    assert normal.phi_pair(-9.0) == (0.0, 0.0) and normal.phi_pair(9.0) == (1.0, 0.0)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -179,11 +182,11 @@ def test_lints_win_bounds_hold_against_the_reference(seed):
         ref = _reference_probs(m, s)
         ref = ref / ref.sum()
         for a in range(c):
-            lower, upper = kern._ts_win_bounds(m, s, a)
+            lower, upper = kern.ts_win_bounds(m, s, a)
             assert lower - 1e-12 <= ref[a] <= upper + 1e-12
             gaps.append(upper - lower)
     assert np.median(gaps) < 0.5
-    assert kern._ts_win_bounds(np.zeros(3), np.zeros(3), 0) == (0.0, 1.0)
+    assert kern.ts_win_bounds(np.zeros(3), np.zeros(3), 0) == (0.0, 1.0)
 
 
 def test_lints_replay_from_bounds_decides_most_events_and_changes_nothing():
@@ -199,7 +202,7 @@ def test_lints_replay_from_bounds_decides_most_events_and_changes_nothing():
     out = {}
     for need_pi in (True, False):
         pol = make_policy("lints").reset(spec, 0)
-        out[need_pi] = pol.replay_log(ctx, logged, rewards, mu, u, 1.0 / K, need_pi=need_pi), pol
+        out[need_pi] = pol.replay(ctx, logged, rewards, mu, u, 1.0 / K, need_pi=need_pi), pol
     (acc_exact, pi_exact), exact = out[True]
     (acc_fast, pi_fast), fast = out[False]
     np.testing.assert_array_equal(acc_fast, acc_exact)

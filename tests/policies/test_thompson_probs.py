@@ -13,9 +13,9 @@ from scipy import integrate, stats
 
 from bandits.data import load_log
 from bandits.offline.replay import replay
-from bandits.policies import _mab_kernels as kern
 from bandits.policies import make_policy
 from bandits.policies.base import sample_from
+from bandits.policies.kernels import beta as kern
 from bandits.simulate import AudienceSettings, Environment, problem_spec, run_online
 
 
@@ -164,7 +164,7 @@ def test_decisions_are_drawn_from_the_probabilities_they_log(
 
 @pytest.mark.parametrize("name", ["beta_ts", "segment_ts", "epsilon_greedy", "ucb1"])
 def test_compiled_replay_equals_the_reference_replay(name):
-    """``replay_log`` (one compiled call) makes the acceptances of the reference loop of
+    """The compiled ``replay`` hook (one call) makes the acceptances of the reference loop of
     :func:`bandits.offline.replay.replay` and ends in the same state."""
     settings = AudienceSettings(n_users=1000, impressions_per_day=600)
     env = Environment(settings, 12)
