@@ -10,11 +10,10 @@ bootstrap intervals, diagnostics -- is shared, so ``estimate(...)`` is literally
 from __future__ import annotations
 
 import abc
-import inspect
 import math
 import numbers
 from collections.abc import Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -31,6 +30,7 @@ from bandits.ope.intervals import (
 )
 from bandits.ope.support import assess_evidence
 from bandits.ope.validation import LoggedData, resolve_reward_range, validate_logged_data
+from bandits.settings import Settings
 
 __all__ = ["Columns", "OffPolicyEstimator", "estimate_many", "partial_many"]
 
@@ -40,10 +40,12 @@ Columns = tuple[NDArray[np.float64] | None, NDArray[np.float64] | None, NDArray[
 _INTERVAL_PARAMS = frozenset({"level", "interval", "n_bootstrap", "seed"})
 
 
-class OffPolicyEstimator(abc.ABC):
+class OffPolicyEstimator(Settings, abc.ABC):
     """Base class: estimate the expected reward of a target policy from a logged bandit log.
 
-    Settings (constructor only stores them, sklearn-style; validated when used):
+    Settings (explicit keyword arguments that the constructor only stores, sklearn-style,
+    validated when used; ``get_settings()``, ``set_params``, ``clone(seed=...)`` from
+    :class:`bandits.settings.Settings`):
 
     level : float, default 0.95
         Confidence level of the interval.
@@ -110,31 +112,12 @@ class OffPolicyEstimator(abc.ABC):
         self.seed = seed
 
     # ------------------------------------------------------------------ settings
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [
-            p.name
-            for p in sig.parameters.values()
-            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        ]
+    # get_settings / get_params, set_params, clone and repr come from bandits.settings.Settings
+    def _owner(self) -> str:
+        return f"estimator '{self.name}'"
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor settings as a flat dict (``type(est)(**est.get_params())`` clones)."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params: Any) -> Self:
-        """Set constructor settings by name; unknown names raise ``ValueError``."""
-        valid = set(self._param_names())
-        for key, value in params.items():
-            if key not in valid:
-                raise ConfigError(f"{type(self).__name__} has no setting {key!r}")
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
+    def _is_fitted(self) -> bool:
+        return True  # an estimator learns nothing: a missing attribute is a plain AttributeError
 
     def _check_params(self) -> None:
         """Validate settings (called by estimate / partial / finalize). Subclasses extend."""

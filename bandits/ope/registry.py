@@ -53,11 +53,19 @@ def available_estimators() -> list[str]:
 
 
 def make_estimator(name: str, **params: Any) -> OffPolicyEstimator:
-    """Instantiate the estimator registered as ``name`` with constructor ``params``."""
+    """Instantiate the estimator registered as ``name`` with constructor ``params``; an unknown
+    name or setting is a one-line :class:`~bandits.errors.ConfigError` (values are checked
+    when the estimator is used)."""
     try:
         cls = ESTIMATORS[name]
     except KeyError:
         raise ConfigError(
             f"unknown estimator {name!r}; available: {', '.join(available_estimators())}"
         ) from None
+    unknown = sorted(set(params) - set(cls.setting_names()))
+    if unknown:
+        raise ConfigError(
+            f"estimator '{name}' has no setting(s) {', '.join(map(repr, unknown))} "
+            f"(settings: {', '.join(cls.setting_names())})"
+        )
     return cls(**params)

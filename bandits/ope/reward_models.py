@@ -12,7 +12,8 @@ variant) pairs with shared slopes, variant features (:func:`action_feature_matri
 catalog frame into them) and context x variant-feature interactions, so that rarely or never
 shown variants borrow strength from the others; its predictions always lie inside (0, 1).
 
-sklearn habits: constructors only store settings (``get_params()``), ``fit`` returns ``self``,
+sklearn habits: constructors only store settings (explicit keyword arguments: ``get_settings()``,
+``clone()``, :class:`bandits.settings.Settings`), ``fit`` returns ``self``,
 fitted state has trailing underscores. Shapes: ``X`` (n, d), ``action`` (n,) ints in [0, K),
 ``reward`` (n,); ``predict(X)`` returns (n, K).
 
@@ -23,16 +24,17 @@ propensities are right, and avoids over-fitting the correction term).
 
 from __future__ import annotations
 
-import inspect
 import math
 import numbers
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from bandits.errors import NotFittedError
 from bandits.ope.validation import as_action_array, as_float_array, check_finite
+from bandits.settings import Settings
 
 if TYPE_CHECKING:
     import polars as pl
@@ -55,32 +57,6 @@ class RewardModel(Protocol):
     ) -> RewardModel: ...
 
     def predict(self, X: ArrayLike) -> NDArray[np.float64]: ...
-
-
-class _SettingsMixin:
-    """``get_params`` / ``set_params`` from the constructor signature (sklearn-style)."""
-
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p for p in sig.parameters if p != "self"]
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor settings as a flat dict."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params: Any) -> Self:
-        """Set constructor settings by name; unknown names raise ``ValueError``."""
-        valid = set(self._param_names())
-        for key, value in params.items():
-            if key not in valid:
-                raise ValueError(f"{type(self).__name__} has no setting {key!r}")
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
 
 
 def _check_training_data(
@@ -123,8 +99,17 @@ def _groups_by_action(
     return order, bounds
 
 
-class _LinearPerAction(_SettingsMixin):
-    """Shared predict-side state: ``coef_`` (K, d), ``intercept_`` (K,)."""
+class _LinearPerAction(Settings):
+    """Shared predict-side state: ``coef_`` (K, d), ``intercept_`` (K,). Settings (explicit
+    keyword arguments, ``get_settings`` / ``get_params``, ``set_params``, ``clone``) come from
+    :class:`bandits.settings.Settings`; reading a fitted attribute before :meth:`fit` is a
+    one-line :class:`~bandits.errors.NotFittedError`."""
+
+    def _not_fitted_message(self) -> str:
+        return f"{type(self).__name__} is not fitted: call fit(X, action, reward, n_actions) first"
+
+    def _is_fitted(self) -> bool:
+        return "coef_" in vars(self)
 
     coef_: NDArray[np.float64]
     intercept_: NDArray[np.float64]
@@ -132,8 +117,8 @@ class _LinearPerAction(_SettingsMixin):
     n_actions_: int
 
     def _linear(self, X: ArrayLike) -> NDArray[np.float64]:
-        if not hasattr(self, "coef_"):
-            raise ValueError(f"{type(self).__name__} is not fitted; call fit first")
+        if not self._is_fitted():
+            raise NotFittedError(self._not_fitted_message())
         x = as_float_array(X, "X", 2)
         if x.shape[1] != self.n_features_in_:
             raise ValueError(
