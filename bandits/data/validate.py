@@ -60,8 +60,11 @@ def _rows(mask_or_index: NDArray, offset: int) -> str:
     return first_rows(idx + offset)
 
 
-def _values(values: Sequence[object]) -> str:
-    return repr([v.item() if isinstance(v, np.generic) else v for v in values])
+def _values(values: Sequence[object], limit: int = 40) -> str:
+    """The example values of an error message (text longer than ``limit`` cut with "…",
+    so a damaged file's 4 KiB field stays a short line)."""
+    shown = [v.item() if isinstance(v, np.generic) else v for v in values]
+    return repr([v[:limit] + "…" if isinstance(v, str) and len(v) > limit else v for v in shown])
 
 
 def _fail(
@@ -198,7 +201,7 @@ def _float_column(s: pl.Series, offset: int, *, allow_bool: bool = False) -> NDA
     if s.null_count():
         raise _null_error(s, offset)
     x = s.cast(pl.Float64).to_numpy() if s.dtype != pl.Float64 else s.to_numpy()
-    with np.errstate(over="ignore"):  # an overflowing sum falls through to the exact test
+    with np.errstate(over="ignore", invalid="ignore"):  # inf - inf: the exact test below
         total = np.add.reduce(x)
     if not np.isfinite(total):  # NaN / inf propagate
         bad = ~np.isfinite(x)
