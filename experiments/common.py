@@ -26,6 +26,8 @@ from bandits.errors import ConfigError, UserError
 
 PARENT_FILE = "mlflow_parent.json"
 EXIT_USER_ERROR = 2
+EXIT_BUG = 1
+EXIT_INTERRUPTED = 130  # as a shell reports a command ended by Ctrl-C
 
 
 def tracking_uri(cfg: DictConfig) -> str:
@@ -260,15 +262,32 @@ def run_job(cfg: DictConfig, job: Callable[[DictConfig, str | None], Any]) -> An
             sys.exit(EXIT_USER_ERROR)
         _record_failure(cfg, parent, f"{type(exc).__name__}: {exc}")
         return None
+    except KeyboardInterrupt:
+        # Ctrl-C / SIGTERM: the run (if one started) already ended KILLED; the sweep stops
+        # too (its parent is marked KILLED by the next command, and a rerun resumes it)
+        print(
+            "error: interrupted — a run that had started is KILLED; rerun the same command "
+            "to resume (what finished is skipped)",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:
         problem = environment_error(exc)
-        if problem is not None and not is_multirun():
+        if problem is not None:
             print(f"error: {problem}", file=sys.stderr)
-            sys.exit(EXIT_USER_ERROR)
-        if not is_multirun():
-            raise
-        print(f"error: job {job_name(cfg)} failed:", file=sys.stderr)
+            if not is_multirun():
+                sys.exit(EXIT_USER_ERROR)
+            _record_failure(cfg, parent, f"{type(exc).__name__}: {exc}")
+            return None
         traceback.print_exc()
+        print(
+            f"error: job {job_name(cfg)} failed with an unexpected {type(exc).__name__} — a "
+            "bug in bandits, not in your input or machine: please report it with the "
+            "traceback above",
+            file=sys.stderr,
+        )
+        if not is_multirun():
+            sys.exit(EXIT_BUG)
         _record_failure(cfg, parent, f"{type(exc).__name__}: {exc}")
         return None
 
@@ -307,9 +326,16 @@ def environment_error(exc: BaseException) -> str | None:
         text = str(exc).lower()
         for phrase, fix in _SQLITE_FIXES.items():
             if phrase in text:
-                return f"{fix} ({phrase})"
+                return f"{fix} ({phrase}{_store_named()})"
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
     return None
+
+
+def _store_named() -> str:
+    """``": '<path of the SQLite store in use>'"``, or "" (no store configured yet)."""
+    tracking = sys.modules.get("bandits.tracking")
+    path = tracking.store_path() if tracking is not None else None
+    return f": '{path}'" if path else ""
 
 
 def _record_failure(cfg: DictConfig, parent: dict[str, str] | None, error: str) -> None:
@@ -320,7 +346,13 @@ def _record_failure(cfg: DictConfig, parent: dict[str, str] | None, error: str) 
         return
     if tracking.last_run_id is not None:  # the job's own run was already ended FAILED
         return
-    tracking.record_failed_run(parent["experiment"], job_name(cfg), error, parent["run_id"])
+    try:
+        tracking.record_failed_run(parent["experiment"], job_name(cfg), error, parent["run_id"])
+    except Exception as exc:  # the store itself is the problem (busy, read-only, full)
+        problem = environment_error(exc) or (str(exc) if isinstance(exc, UserError) else None)
+        if problem is None:
+            raise
+        print(f"error: job {job_name(cfg)} could not be recorded: {problem}", file=sys.stderr)
 
 
 class MlflowSweepCallback(Callback):

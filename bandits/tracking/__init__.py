@@ -221,6 +221,12 @@ def retry_when_locked(store: Any, uri: str) -> None:
         log.addFilter(_QuietLocked())
 
 
+def store_path() -> str | None:
+    """The file of the SQLite store MLflow is pointed at, or None (another kind of store)."""
+    uri = mlflow.get_tracking_uri()
+    return uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else None
+
+
 #: Tracking URI schemes MLflow can store runs in.
 TRACKING_SCHEMES = ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks")
 
