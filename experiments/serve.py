@@ -174,10 +174,15 @@ def baseline_policy(settings: dict[str, Any], cfg: DictConfig, model):
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (``port=0``: any free port)."""
+    """A listening TCP socket on ``host:port`` (``port=0``: any free port).
+
+    Created with ``proto=IPPROTO_TCP`` and ``TCP_NODELAY``: asyncio turns Nagle's algorithm
+    off only on sockets whose protocol is TCP by number, and with it on, a keep-alive client
+    waits for the delayed ACK (~40 ms) on every response."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:

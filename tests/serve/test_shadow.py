@@ -1,0 +1,136 @@
+"""Shadow (apprentice) mode end to end on simulated traffic over HTTP: the baseline
+(retargeting with exploration) acts and is logged with its propensities, the candidate
+(LinUCB) records what it would have chosen and learns online from the baseline's logged
+decisions; the exported store, joined with the rewards, is a log that ``evaluate`` reads as
+is, and the estimate of what the candidate would have earned (``policy=given`` on
+``shadow_probs``) has the simulator's truth inside its interval, with support diagnostics."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import time
+
+import numpy as np
+import pytest
+import requests
+
+import bandits
+from bandits.deploy.decide import write_decisions
+from bandits.deploy.join import join_rewards
+from bandits.serve.ranker import SHADOW_MODEL_VERSION, SHADOW_PROBS
+from bandits.serve.store import DecisionStore
+
+EPSILON = 0.2
+
+
+def _drive(server, traffic, blocks: int, block: int) -> dict[str, int]:
+    """``blocks`` × ``block`` requests, each rewarded with the simulator's outcome of
+    the shown variant; after each block, wait (bounded) for the learner's update, so which
+    decisions each model version made does not depend on timing."""
+    session = requests.Session()
+    index = {v: j for j, v in enumerate(traffic.deployed.action_ids)}
+    rows: dict[str, int] = {}
+    for b in range(blocks):
+        for i in range(b * block, (b + 1) * block):
+            answer = session.post(
+                server.url + "/rank", json={"context": traffic.contexts[i]}, timeout=30
+            )
+            assert answer.status_code == 200, answer.text
+            event = answer.json()
+            rows[event["event_id"]] = i
+            reward = float(traffic.potential[i, index[event["action"]]])
+            r = session.post(
+                server.url + "/reward",
+                json={"event_id": event["event_id"], "reward": reward},
+                timeout=30,
+            )
+            assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 60
+        while session.get(server.url + "/health", timeout=30).json()["updates"] < b + 1:
+            assert time.monotonic() < deadline, "the learner did not update within 60 s"
+            time.sleep(0.05)
+    return rows
+
+
+def _shadow_log(traffic, start_server, tmp_path, blocks: int, block: int):
+    store = tmp_path / "shadow.db"
+    server = start_server(
+        f"model={traffic.bundle}",
+        f"store={store}",
+        "shadow=true",
+        "baseline.name=retargeting",
+        f"baseline.settings.epsilon={EPSILON}",
+        "learn=online",
+        f"online.batch={block}",
+        "online.interval=0.1",
+        "online.window=1h",
+        "seed=21",
+    )
+    rows = _drive(server, traffic, blocks, block)
+    health = requests.get(server.url + "/health", timeout=30).json()
+    assert server.stop() == -signal.SIGTERM
+    db = DecisionStore(store)
+    exported = db.export(tmp_path / "export")
+    decisions = db.decisions()
+    events = db.rewards().select("event_id", "reward", "occurred_at")
+    catalog = db.catalog()
+    db.close()
+    assert exported["decisions"] == len(rows) == exported["rewards"]
+    as_of = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(hours=2)
+    joined, summary = join_rewards(decisions, events, window="1h", as_of=as_of)
+    assert summary.written == len(rows) and summary.attributed == len(rows)
+    features = traffic.deployed.spec.features.to_dict()
+    log_path, _ = write_decisions(
+        tmp_path / "joined", iter([joined]), catalog=catalog, metadata={"features": features}
+    )
+    return health, rows, joined, log_path.parent
+
+
+def _check_estimate(log_dir, column: str, truth: float) -> dict[str, float]:
+    log = bandits.load_log(log_dir, target_columns=(column,))
+    result = bandits.evaluate_log(
+        log,
+        bandits.make_policy("given", {"column": column}),
+        estimators=("ips", "dr"),
+        cross_fit_folds=2,
+        seed=3,
+    )
+    metrics = result.metrics()
+    for name in ("ips", "dr"):
+        assert metrics[f"{name}.ci_low"] <= truth <= metrics[f"{name}.ci_high"], (
+            name,
+            truth,
+            metrics[f"{name}.ci_low"],
+            metrics[f"{name}.ci_high"],
+        )
+    assert "evidence" in result.tags()
+    return metrics
+
+
+def _run(traffic, start_server, tmp_path, blocks: int, block: int) -> None:
+    health, rows, joined, log_dir = _shadow_log(traffic, start_server, tmp_path, blocks, block)
+    # the candidate learned from the baseline's logged decisions: one version per block
+    versions = joined[SHADOW_MODEL_VERSION].unique(maintain_order=True).to_list()
+    assert len(versions) == blocks and versions[0] == traffic.deployed.model_version
+    assert health["updates"] == blocks and health["learned"] == blocks * block
+    assert (joined["model_version"] == joined["model_version"][0]).all()  # the baseline is fixed
+    order = np.array([rows[e] for e in joined["event_id"].to_list()])
+    shadow = joined[SHADOW_PROBS].to_numpy()
+    logged = joined["action_probs"].to_numpy()
+    assert logged.min() >= EPSILON / logged.shape[1] - 1e-12  # the baseline's support
+    expected = traffic.expected[order]
+    truth_candidate = float((shadow * expected).sum(axis=1).mean())
+    truth_baseline = float((logged * expected).sum(axis=1).mean())
+    assert (joined["action"] != joined["shadow_action"]).any()
+    _check_estimate(log_dir, SHADOW_PROBS, truth_candidate)
+    _check_estimate(log_dir, "action_probs", truth_baseline)
+
+
+def test_shadow_mode_end_to_end(traffic, start_server, tmp_path):
+    _run(traffic, start_server, tmp_path, blocks=3, block=150)
+
+
+@pytest.mark.slow
+def test_shadow_mode_end_to_end_full_day(traffic, start_server, tmp_path):
+    _run(traffic, start_server, tmp_path, blocks=8, block=250)
