@@ -15,7 +15,8 @@ ones (before the decision — a clock or id problem) and events whose ``event_id
 decision are counted in the :class:`JoinSummary`. Every step is a polars join / group-by.
 
 The output is the decision records (:mod:`bandits.deploy.decide`) of the closed windows plus
-``reward`` (float64): a log in the logged-data contract (``action``, ``reward``, ``propensity``, ``action_probs``).
+``reward`` (float64): a log in the logged-data contract (``action``, ``reward``,
+``propensity``, ``action_probs``).
 """
 
 from __future__ import annotations
