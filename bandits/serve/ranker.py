@@ -152,6 +152,16 @@ def _kind(value: Any) -> str:
     return "object"
 
 
+#: A checked request: the one-row context frame, the allowed mask ``(1, K')`` or None,
+#: and the ``keep`` columns (``user_key``).
+Parsed = tuple[pl.DataFrame, np.ndarray | None, list[pl.Series]]
+
+
+def parsed_keep_name(parsed: Sequence[Parsed]) -> str:
+    """The name of the ``keep`` column of a batch (``user_key``)."""
+    return next(p[2][0].name for p in parsed if p[2])
+
+
 class Ranker:
     """Decides one request at a time (thread-safe) and keeps the policies swappable.
 
@@ -230,7 +240,7 @@ class Ranker:
                 self.shadow = shadow
 
     # -------------------------------------------------------------------- requests
-    def parse(self, body: Any) -> tuple[pl.DataFrame, np.ndarray | None, list[pl.Series]]:
+    def parse(self, body: Any) -> Parsed:
         """A rank request ``{"context": {...}, "candidates": [...], "user_id": "..."}`` →
         the one-row context frame, the allowed mask ``(1, K')`` (None: all) and the
         ``keep`` columns (``user_key``).
@@ -337,20 +347,40 @@ class Ranker:
         (``{column: value}``, plus ``__start``) and the JSON answer (``event_id``,
         ``action``, ``propensity``, ``probabilities`` by variant id, ``model_version``, and
         ``group`` with a holdout)."""
-        frame, allowed, keep = self.parse(body)
-        record = self.decide_frame(frame, allowed, keep).row(0, named=True)
-        probs = record["action_probs"]
-        response: dict[str, Any] = {
-            "event_id": record["event_id"],
-            "action": record["action"],
-            "propensity": record["propensity"],
-            "probabilities": dict(zip(self.decision_ids, probs, strict=True)),
-            "model_version": record["model_version"],
-        }
-        if "group" in record:
-            response["group"] = record["group"]
-        record["__start"] = self.start
-        return record, response
+        return self.rank_parsed([self.parse(body)])[0]
+
+    def rank_parsed(self, parsed: Sequence[Parsed]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Decide for ``n`` checked requests (:meth:`parse`) at once, in order: one
+        feature transform and one draw per row for the batch (the records are the ones
+        ``n`` single calls would give with the same random streams)."""
+        if len(parsed) == 1:
+            frame, allowed, keep = parsed[0]
+        else:
+            frame = pl.concat([p[0] for p in parsed], how="vertical")
+            masks = [p[1] for p in parsed]
+            allowed = None
+            if any(m is not None for m in masks):
+                full = np.ones((1, len(self.decision_ids)), dtype=bool)
+                allowed = np.vstack([full if m is None else m for m in masks])
+            keep = []
+            if any(p[2] for p in parsed):
+                keys = [p[2][0].item() if p[2] else None for p in parsed]
+                keep = [pl.Series(parsed_keep_name(parsed), keys, dtype=pl.String)]
+        out = self.decide_frame(frame, allowed, keep)
+        results = []
+        for record in out.iter_rows(named=True):
+            response: dict[str, Any] = {
+                "event_id": record["event_id"],
+                "action": record["action"],
+                "propensity": record["propensity"],
+                "probabilities": dict(zip(self.decision_ids, record["action_probs"], strict=True)),
+                "model_version": record["model_version"],
+            }
+            if "group" in record:
+                response["group"] = record["group"]
+            record["__start"] = self.start
+            results.append((record, response))
+        return results
 
     def decide_frame(
         self, frame: pl.DataFrame, allowed: np.ndarray | None, keep: Sequence[pl.Series] = ()
