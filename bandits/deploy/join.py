@@ -110,7 +110,10 @@ def _utc_naive(s: pl.Series, what: str) -> pl.Series:
     """A datetime column as naive UTC microseconds (tz-aware: converted; naive: read as UTC;
     text: parsed)."""
     if s.dtype == pl.String:
-        parsed = s.str.to_datetime(strict=False, time_unit="us")
+        try:
+            parsed = s.str.to_datetime(strict=False, time_unit="us")
+        except pl.exceptions.ComputeError:  # no format fits any value
+            parsed = pl.Series(what, [None] * s.len(), dtype=pl.Datetime("us"))
         bad = parsed.is_null() & s.is_not_null()
         if bad.any():
             raise DataError(
