@@ -154,7 +154,9 @@ class OnlineLearner:
             return 0
         ids = frame["event_id"].to_list()
         events = self.store.rewards(ids).select("event_id", "reward", "occurred_at")
-        as_of = frame["decided_at"].max() + self.window  # every window of the batch closed
+        last = frame["decided_at"].max()
+        assert isinstance(last, dt.datetime)
+        as_of = last + self.window  # every window of the batch closed
         joined, _ = join_rewards(
             frame, events, window=self.window, as_of=as_of, missing="zero", duplicates="first"
         )

@@ -88,8 +88,9 @@ class RequestError(ValueError):
 
 def restrict(probs: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
     """``probs (n, K)`` restricted to ``allowed (n, K)`` (bool) and renormalised per row;
-    a row with no mass on its allowed variants becomes uniform on them. ``None``: all
-    allowed (``probs`` unchanged)."""
+    a row with no mass on its allowed variants becomes uniform on them; a row with every
+    variant allowed is returned as it is (bit for bit). ``None``: all allowed (``probs``
+    unchanged)."""
     if allowed is None:
         return probs
     kept = np.where(allowed, probs, 0.0)
@@ -97,7 +98,7 @@ def restrict(probs: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
     uniform = allowed / allowed.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(total > 0.0, kept / np.where(total > 0.0, total, 1.0), uniform)
-    return out
+    return np.where(allowed.all(axis=1, keepdims=True), probs, out)
 
 
 class _RestrictingDecider(Decider):
@@ -410,7 +411,7 @@ class Ranker:
         k = len(self.variant_ids)
         mask = None if allowed is None else allowed[:, :k]
         probs = restrict(shadow.probs(frame), mask)
-        action, propensity = sample_from(probs, self._shadow_rng.random(probs.shape[0]))
+        action, propensity = sample_from(probs, np.asarray(self._shadow_rng.random(probs.shape[0])))
         ids = pl.Series(SHADOW_ACTION, self.variant_ids, dtype=pl.String)
         columns = [
             ids.gather(action),

@@ -39,6 +39,8 @@ BENCHMARKS: dict[str, str] = {
     "default_job": "experiments.benchmarks.default_job:bench_default_job",
     "verdict_calibration": "experiments.benchmarks.verdict_calibration:bench_verdict_calibration",
     "thompson": "experiments.benchmarks.thompson:bench_thompson",
+    "decide": "experiments.benchmarks.decide:bench_decide",
+    "serve": "experiments.benchmarks.serve:bench_serve",
 }
 
 RESULTS = Path(__file__).with_name("results.md")
