@@ -304,7 +304,8 @@ _OS_FIXES = {
 _SQLITE_FIXES = {
     "readonly database": "the MLflow store is read-only: fix its permissions or set tracking.uri",
     "database or disk is full": "no space left for the MLflow store: free space",
-    "unable to open database": "the MLflow store cannot be opened: check its path and permissions",
+    "unable to open database": "the MLflow store or its folder cannot be written (SQLite "
+    "writes a journal beside the store): fix their permissions, or set tracking.uri",
     "database is locked": "the MLflow store stayed locked by another process: retry",
 }
 

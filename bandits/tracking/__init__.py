@@ -189,13 +189,16 @@ def _retrying(fn: Callable[..., Any], where: str) -> Callable[..., Any]:
 
 
 class _QuietLocked:
-    """A logging filter dropping MLflow's logged traceback of a "database is locked" error
-    (the call is retried; a store that stays locked is one line, see :func:`_retrying`)."""
+    """A logging filter dropping the traceback MLflow logs for every SQLite error before
+    re-raising it (as an MlflowException caused by it, so nothing is lost): a locked store
+    is retried (:func:`_retrying`), a read-only or full one is one line (the apps'
+    ``environment_error``), and a bug keeps the traceback of the raised error."""
 
     def filter(self, record: Any) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         return not (
-            (exc is not None and _is_locked(exc)) or "database is locked" in str(record.msg)
+            (exc is not None and _is_locked(exc))
+            or str(record.msg).startswith("SQLAlchemy database error")
         )
 
 
