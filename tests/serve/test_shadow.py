@@ -128,7 +128,7 @@ def _run(traffic, start_server, tmp_path, blocks: int, block: int) -> None:
 
 
 def test_shadow_mode_end_to_end(traffic, start_server, tmp_path):
-    _run(traffic, start_server, tmp_path, blocks=3, block=150)
+    _run(traffic, start_server, tmp_path, blocks=2, block=150)
 
 
 @pytest.mark.slow
