@@ -137,6 +137,23 @@ def _concurrent_first_commands(tmp_path: Path, trials: int, width: int = 4) -> N
         assert sorted(_statuses(d / "mlflow.db").values()) == ["FINISHED"] * width
 
 
+def test_five_concurrent_commands_on_an_existing_store_all_finish(tmp_path):
+    """Concurrent writers on one SQLite store: each store call waits for the lock (MLflow's
+    busy timeout) and is retried with back-off while SQLite still says "database is
+    locked", so every command finishes and none prints a traceback or a lock error."""
+    from bandits import tracking
+
+    db = tmp_path / "mlflow.db"
+    tracking.configure(f"sqlite:///{db}")
+    tracking.ensure_experiment("simulate")
+    procs = [_start(tmp_path, "rounds=2000", f"seed={i + 1}", *SMALL) for i in range(5)]
+    results = [_finish(p) for p in procs]
+    for code, err in results:
+        assert code == 0, err
+        assert "Traceback" not in err and "locked" not in err, err
+    assert sorted(_statuses(db).values()) == ["FINISHED"] * 5
+
+
 def test_an_interrupted_first_command_never_breaks_the_store(tmp_path):
     _interrupted_first_commands(tmp_path, trials=3, seed=20261201)
 
