@@ -44,6 +44,17 @@ class _DisjointLinear(Policy):
         self.b_ = np.zeros((k, d))
         self.theta_ = np.zeros((k, d))
 
+    def _probs(self, ctx: Contexts, epsilon: float) -> np.ndarray:
+        raise NotImplementedError
+
+    def _action_probs(self, ctx: Contexts) -> np.ndarray:
+        return self._probs(ctx, 0.0)
+
+    def action_probs(self, ctx: Contexts) -> np.ndarray:
+        """As :meth:`Policy.action_probs`, with the ε-mixing done in the kernel (same
+        :func:`bandits.policies.sampling.mix_row`; no extra array)."""
+        return self._probs(ctx, float(self.epsilon))
+
     def _update(self, ctx, actions, rewards, propensities) -> None:
         sm_update(_f64(ctx.X), actions, rewards, self.A_inv_, self.b_, self.theta_)
 
@@ -70,8 +81,8 @@ class LinUCB(_DisjointLinear):
         if float(self.alpha) < 0:
             raise ConfigError(f"policy.alpha must be ≥ 0, got {self.alpha}")
 
-    def _action_probs(self, ctx: Contexts) -> np.ndarray:
-        return kern.batch_probs_ucb(_f64(ctx.X), self.A_inv_, self.b_, float(self.alpha))
+    def _probs(self, ctx: Contexts, epsilon: float) -> np.ndarray:
+        return kern.batch_probs_ucb(_f64(ctx.X), self.A_inv_, self.b_, float(self.alpha), epsilon)
 
     def _play(self, ctx: Contexts, potential_rewards: np.ndarray) -> Decisions:
         actions, props, probs = kern.play_ucb(
@@ -135,9 +146,9 @@ class LinearThompson(_DisjointLinear):
         super()._reset(spec)
         self._nodes, self._weights = gauss_hermite_normal(int(self.n_nodes))
 
-    def _action_probs(self, ctx: Contexts) -> np.ndarray:
+    def _probs(self, ctx: Contexts, epsilon: float) -> np.ndarray:
         return kern.batch_probs_ts(
-            _f64(ctx.X), self.A_inv_, self.b_, float(self.v), self._nodes, self._weights
+            _f64(ctx.X), self.A_inv_, self.b_, float(self.v), self._nodes, self._weights, epsilon
         )
 
     def _play(self, ctx: Contexts, potential_rewards: np.ndarray) -> Decisions:

@@ -2,8 +2,9 @@
 
 Three execution modes share these definitions, so a decision is bit-for-bit the same whether
 it is made by numpy (:func:`sample_from`, :func:`mix`), inside a numba kernel (:func:`draw`,
-:func:`mix_row`, :func:`block_stop`) or per round in plain Python on a list (the VW policy
-calls ``draw.py_func`` / ``mix_row.py_func``: the same source, interpreted):
+:func:`mix_row`, :func:`mix_one`, :func:`block_stop`) or per round in plain Python on a list
+(the VW policy: :func:`draw_list`, and ``mix_row.py_func``, the same source interpreted); the
+tests check that the forms agree bit for bit:
 
 * **draw** (inverse CDF): with ``cdf_j = p_0 + … + p_j`` summed left to right, the action is
   the number of ``j < K − 1`` with ``cdf_j ≤ u`` (``u`` uniform in [0, 1)), so
@@ -21,7 +22,9 @@ calls ``draw.py_func`` / ``mix_row.py_func``: the same source, interpreted):
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterator
+from itertools import accumulate
 
 import numpy as np
 from numba import njit
@@ -31,7 +34,9 @@ __all__ = [
     "block_stop",
     "blocks",
     "draw",
+    "draw_list",
     "mix",
+    "mix_one",
     "mix_row",
     "one_hot_argmax",
     "sample_from",
@@ -60,10 +65,28 @@ def draw(probs, u):
     return a
 
 
+def draw_list(probs: list[float], u: float) -> int:
+    """:func:`draw` for a plain list ``probs`` of ``K`` floats, bit for bit (the running sums
+    are the same left-to-right additions, and ``bisect_right`` over the first ``K − 1`` of
+    them counts those ``≤ u``): the interpreter's fast path, used per round by VW."""
+    k_all = len(probs)
+    a = bisect_right(list(accumulate(probs)), u, 0, k_all - 1)
+    if probs[a] <= 0.0:
+        a = max(range(k_all), key=probs.__getitem__)
+    return a
+
+
+@njit(cache=True)
+def mix_one(p, epsilon, k_all):
+    """``(1 − ε)·p + ε / K`` for one probability (or a bound on one) among ``K`` actions."""
+    return (1.0 - epsilon) * p + epsilon / k_all
+
+
 @njit(cache=True)
 def mix_row(probs, epsilon):
     """In place: ``probs[k] = (1 − ε)·probs[k] + ε / K`` for ``probs (K,)`` (an array, or a
-    list via ``mix_row.py_func``); nothing when ``ε ≤ 0``."""
+    list via ``mix_row.py_func``); nothing when ``ε ≤ 0``. The expression is
+    :func:`mix_one`'s, written out so that the interpreted version calls no compiled code."""
     if epsilon > 0.0:
         k_all = len(probs)
         for k in range(k_all):

@@ -24,11 +24,10 @@ import vowpalwabbit.pyvw
 from bandits.errors import ConfigError
 from bandits.policies.base import Contexts, Decisions, Policy, ProblemSpec
 from bandits.policies.registry import register_policy
-from bandits.policies.sampling import blocks, draw, mix, mix_row, sample_from
+from bandits.policies.sampling import blocks, draw_list, mix, mix_row, sample_from
 
-#: The shared draw and ε-mixing of :mod:`bandits.policies.sampling`, run by the interpreter on
-#: one round's list of probabilities (the compiled versions would first need an array).
-_draw_row = draw.py_func
+#: The shared ε-mixing of :mod:`bandits.policies.sampling`, run by the interpreter on one
+#: round's list of probabilities (the compiled version would first need an array).
 _mix_row = mix_row.py_func
 
 #: explorer -> (VW flags, the flag its ``explore_param`` sets, default value)
@@ -281,7 +280,7 @@ class VowpalWabbit(Policy):
         props = [0.0] * n
         vw, lt, acts_of = self.vw_, self._label_type, self._action_examples
         new_example, predict_multi, learn_multi = _VWExample, _VW.predict_multi, _VW.learn_multi
-        fsum, mix_row_, draw_row = math.fsum, _mix_row, _draw_row
+        fsum, mix_row_, draw_row = math.fsum, _mix_row, draw_list
         labelled = self._labelled_example
         for start, stop in blocks(n, int(self.update_every)):
             block = []

@@ -32,7 +32,7 @@ from bandits.policies.kernels.linear_ts import (
     weight_below,
 )
 from bandits.policies.kernels.sherman_morrison import sm_apply
-from bandits.policies.sampling import TIE_TOL, block_stop, draw, mix_row
+from bandits.policies.sampling import TIE_TOL, block_stop, draw, mix_one, mix_row
 
 __all__ = [
     "batch_probs_ts",
@@ -76,7 +76,7 @@ def _probs(mode, means, sds, nodes, weights, wbelow, members, ws, out):
 
 
 @njit(cache=True, inline="always")
-def _batch_probs(mode, X, A_inv, b, width, nodes, weights):
+def _batch_probs(mode, X, A_inv, b, width, nodes, weights, eps):
     n, d = X.shape
     K = b.shape[0]
     V, bT = to_work(A_inv, b)
@@ -91,6 +91,7 @@ def _batch_probs(mode, X, A_inv, b, width, nodes, weights):
     for t in range(n):
         score_arms(X[t], V, bT, width, Y, means, sds, quads)
         _probs(mode, means, sds, nodes, weights, wbelow, members, ws, out[t])
+        mix_row(out[t], eps)
     return out
 
 
@@ -171,10 +172,10 @@ def _replay(
             lower, upper = ts_win_bounds(means, sds, a)
             upper = min(upper + BOUND_SLACK, 1.0)
             lower = max(lower - BOUND_SLACK, 0.0)
-            if uniforms[t] >= ((1.0 - eps) * upper + eps / K) * c / mu[t]:
+            if uniforms[t] >= mix_one(upper, eps, K) * c / mu[t]:
                 pi_logged[t] = np.nan
                 continue  # rejected: the computed π_t(a_t) could not exceed the bound
-            if uniforms[t] < ((1.0 - eps) * lower + eps / K) * c / mu[t]:
+            if uniforms[t] < mix_one(lower, eps, K) * c / mu[t]:
                 pi_logged[t] = np.nan
                 decided = True  # accepted: the computed π_t(a_t) is at least the bound
         if not decided:
@@ -193,17 +194,17 @@ def _replay(
 
 
 @njit(cache=True)
-def batch_probs_ucb(X, A_inv, b, alpha):
-    """LinUCB probabilities ``(n, K)`` for contexts ``X (n, d)`` under the current state
-    (before ε-mixing)."""
-    return _batch_probs(MODE_UCB, X, A_inv, b, alpha, np.ones(1), np.ones(1))
+def batch_probs_ucb(X, A_inv, b, alpha, epsilon):
+    """LinUCB probabilities ``(n, K)`` for contexts ``X (n, d)`` under the current state,
+    ε-mixed (``epsilon = 0``: none)."""
+    return _batch_probs(MODE_UCB, X, A_inv, b, alpha, np.ones(1), np.ones(1), epsilon)
 
 
 @njit(cache=True)
-def batch_probs_ts(X, A_inv, b, v, nodes, weights):
-    """LinTS probabilities ``(n, K)`` (before ε-mixing); ``nodes, weights`` Gauss–Hermite
+def batch_probs_ts(X, A_inv, b, v, nodes, weights, epsilon):
+    """LinTS probabilities ``(n, K)``, ε-mixed; ``nodes, weights`` Gauss–Hermite
     (:func:`~.linear_ts.gauss_hermite_normal`, used only when some widths are 0)."""
-    return _batch_probs(MODE_TS, X, A_inv, b, v, nodes, weights)
+    return _batch_probs(MODE_TS, X, A_inv, b, v, nodes, weights, epsilon)
 
 
 @njit(cache=True)
