@@ -10,10 +10,12 @@ durable logging costs per decision.
   lets many decisions share one fsync. Per-decision cost = wall time / decisions.
 * **open-loop load at ``--rate`` requests/s** (default 200) for ``--seconds`` (default 20):
   the ``serve`` app as a real server process (LinUCB, trained on the simulator; ``sync=full``
-  and ``sync=off``), ``POST /rank`` requests scheduled at fixed intervals from 8 client
+  and ``sync=off``), ``POST /rank`` requests scheduled at fixed intervals from 32 client
   threads; latency is measured from each request's *scheduled* time (so a stalled server is
   not hidden by the client waiting: no coordinated omission). Target: p99 ≤ 20 ms at 200/s.
 * **closed-loop throughput**: 8 clients sending back to back for ``--seconds / 2``.
+* **in process** (no HTTP, no store): one request's parse + decision (the ranker), the
+  server's own CPU work per decision before the HTTP stack and the store.
 
 All requests go to 127.0.0.1; the client runs on the same (shared, 2-core) machine and its
 CPU competes with the server's, so the numbers are a floor of what the server does alone.
@@ -35,6 +37,10 @@ import numpy as np
 
 from experiments.benchmarks.common import Row, git_commit, machine_info, table
 
+#: Client threads of the open-loop test (enough that requests in flight never wait for a
+#: free client at the target rate: 32 × 1/200 s = 160 ms of latency before the schedule
+#: slips) and of the closed-loop test.
+OPEN_CLIENTS = 32
 CLIENTS = 8
 RATE_TARGET = 200.0
 P99_TARGET_MS = 20.0
@@ -106,6 +112,47 @@ def _store_cost(
     return seconds, commits
 
 
+def bench_ranker(quick: bool, bundle: Path, contexts: list[dict[str, Any]]) -> list[Row]:
+    """Per-request parse + decide in process: the CPU the server spends per decision
+    outside HTTP and the store (process time, so other processes' load is not counted)."""
+    from bandits.deploy.bundle import load_bundle
+    from bandits.serve.ranker import Ranker
+
+    ranker = Ranker(load_bundle(bundle), seed=np.random.SeedSequence(2), batch="bench")
+    bodies = [{"context": c} for c in contexts]
+    for b in bodies[:50]:
+        ranker.rank(b)
+    n = 300 if quick else 3_000
+    cpu = np.empty(n)
+    for i in range(n):
+        t = time.process_time()
+        ranker.rank(bodies[i % len(bodies)])
+        cpu[i] = time.process_time() - t
+    k = 8
+    t = time.process_time()
+    for i in range(0, n, k):
+        ranker.rank_parsed([ranker.parse(b) for b in bodies[i : i + k]])
+    batched = time.process_time() - t
+    return [
+        Row(
+            "ranker: parse + decide in process, 1 request at a time",
+            n,
+            float(cpu.sum()),
+            unit="decisions",
+            notes=f"CPU per decision: mean {cpu.mean() * 1e3:.2f} ms (process time)",
+            extra={"cpu_ms": float(cpu.mean() * 1e3)},
+        ),
+        Row(
+            f"ranker: parse + decide in process, batches of {k}",
+            n,
+            batched,
+            unit="decisions",
+            notes=f"CPU per decision: {batched / n * 1e3:.2f} ms (what a loaded server batches)",
+            extra={"cpu_ms": batched / n * 1e3},
+        ),
+    ]
+
+
 def bench_store(quick: bool, bundle: Path, contexts: list[dict[str, Any]], tmp: Path) -> list[Row]:
     n = 200 if quick else 2_000
     records = _records(bundle, contexts, n)
@@ -164,7 +211,7 @@ def _open_loop(url: str, contexts: list[dict[str, Any]], rate: float, seconds: f
                 status[i] = -1
             latency[i] = time.perf_counter() - due
 
-    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+    threads = [threading.Thread(target=client) for _ in range(OPEN_CLIENTS)]
     for t in threads:
         t.start()
     for t in threads:
@@ -279,8 +326,10 @@ def bench_serve(quick: bool, seconds: float | None = None, rate: float = RATE_TA
     tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     try:
         bundle, contexts = _bundle(tmp / "linucb")
-        return bench_store(quick, bundle, contexts, tmp) + bench_http(
-            quick, bundle, contexts, tmp, seconds, rate
+        return (
+            bench_ranker(quick, bundle, contexts)
+            + bench_store(quick, bundle, contexts, tmp)
+            + bench_http(quick, bundle, contexts, tmp, seconds, rate)
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

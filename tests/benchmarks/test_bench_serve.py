@@ -18,6 +18,7 @@ def test_bench_serve_quick():
     rows = bench_serve(quick=True, seconds=1.0)
     names = [r.name for r in rows]
     assert sum(n.startswith("store:") for n in names) == 4
+    assert sum(n.startswith("ranker:") for n in names) == 2
     assert sum("at 200/s" in n for n in names) == 2 and sum("closed loop" in n for n in names) == 2
     for r in rows:
         assert r.events > 0 and r.seconds > 0

@@ -134,3 +134,51 @@ def test_shadow_mode_end_to_end(traffic, start_server, tmp_path):
 @pytest.mark.slow
 def test_shadow_mode_end_to_end_full_day(traffic, start_server, tmp_path):
     _run(traffic, start_server, tmp_path, blocks=8, block=250)
+
+
+def _app(app: str, tmp_path, *args: str):
+    import os
+    import subprocess
+    import sys
+
+    from experiments.serve import ServerProcess
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    return subprocess.run(
+        [sys.executable, "-m", f"experiments.{app}", *args, f"hydra.run.dir={tmp_path}/h-{app}"],
+        cwd=ServerProcess.ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+@pytest.mark.slow
+def test_shadow_log_through_the_apps(traffic, start_server, tmp_path):
+    """The same loop through the command line: ``serve export=`` → ``join`` → ``evaluate
+    policy=given policy.column=shadow_probs`` on the joined directory, as is."""
+    _shadow_log(traffic, start_server, tmp_path, blocks=2, block=150)
+    exported = _app("serve", tmp_path, f"store={tmp_path / 'shadow.db'}", f"export={tmp_path}/x")
+    assert exported.returncode == 0, exported.stderr
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S")
+    joined = _app(
+        "join",
+        tmp_path,
+        f"decisions={tmp_path}/x/decisions",
+        f"rewards={tmp_path}/x/rewards.parquet",
+        f"output={tmp_path}/joined_cli",
+        "window=1h",
+        f"as_of={later}",
+    )
+    assert joined.returncode == 0, joined.stderr
+    evaluated = _app(
+        "evaluate",
+        tmp_path,
+        f"logs={tmp_path}/joined_cli",
+        "policy=given",
+        f"policy.column={SHADOW_PROBS}",
+        "estimators=[ips,dr]",
+    )
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "dr" in (evaluated.stdout + evaluated.stderr).lower()
