@@ -14,7 +14,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
@@ -263,15 +263,10 @@ def run_job(cfg: DictConfig, job: Callable[[DictConfig, str | None], Any]) -> An
         _record_failure(cfg, parent, f"{type(exc).__name__}: {exc}")
         return None
     except KeyboardInterrupt:
-        # Ctrl-C / SIGTERM: the run (if one started) already ended KILLED; the sweep stops
-        # too (its parent is marked KILLED by the next command, and a rerun resumes it)
-        print(
-            "error: interrupted — a run that had started is KILLED; rerun the same command "
-            "to resume (what finished is skipped)",
-            file=sys.stderr,
-        )
-        sys.exit(EXIT_INTERRUPTED)
+        _interrupted()
     except Exception as exc:
+        if getattr(sys.modules.get("bandits.tracking"), "_signalled", False):
+            _interrupted()  # Ctrl-C inside compiled code surfaces as another error (numba)
         problem = environment_error(exc)
         if problem is not None:
             print(f"error: {problem}", file=sys.stderr)
@@ -290,6 +285,17 @@ def run_job(cfg: DictConfig, job: Callable[[DictConfig, str | None], Any]) -> An
             sys.exit(EXIT_BUG)
         _record_failure(cfg, parent, f"{type(exc).__name__}: {exc}")
         return None
+
+
+def _interrupted() -> NoReturn:
+    """Ctrl-C / SIGTERM: one line, exit 130. The run (if one started) already ended KILLED;
+    a sweep stops too (its parent is marked KILLED by the next command; a rerun resumes)."""
+    print(
+        "error: interrupted — a run that had started is KILLED; rerun the same command to "
+        "resume (what finished is skipped)",
+        file=sys.stderr,
+    )
+    sys.exit(EXIT_INTERRUPTED)
 
 
 #: What to do about an OS error on the store or artifact paths, by errno name.
