@@ -76,7 +76,7 @@ def holdout_from_cfg(cfg: DictConfig):
     if not hasattr(settings, "items"):
         raise ConfigError(f"holdout.baseline_settings must be a mapping, got {settings!r}")
     holdout = Holdout(
-        share=h.get("share"),
+        share=h["share"],
         arm=str(h.get("arm", "baseline")),
         baseline=str(h.get("baseline", "retargeting")),
         baseline_settings=dict(settings),
@@ -105,9 +105,9 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     from bandits.deploy.decide import output_kind
     from bandits.deploy.privacy import id_key
 
-    for key in ("model", "users", "output"):
-        if OmegaConf.is_missing(cfg, key):
-            raise ConfigError(f"{key} is required: {key}=…")
+    for name in ("model", "users", "output"):
+        if OmegaConf.is_missing(cfg, name):
+            raise ConfigError(f"{name} is required: {name}=…")
     model = str(cfg.model).strip()
     if not model:
         raise ConfigError("model is empty: give a model URI or folder")
@@ -127,7 +127,7 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     if rows < 1:
         raise ConfigError(f"batch_rows={cfg.batch_rows}: must be ≥ 1")
     options = audience_options(cfg)
-    key = None
+    key: bytes | None = None
     if options["user_column"] is not None:
         key = id_key(str(cfg.ids.key_env))
     return {

@@ -33,8 +33,17 @@ import numpy as np
 import pandas as pd
 import polars as pl
 from mlflow.models import ModelSignature
+from mlflow.pyfunc import PythonModel
 from mlflow.types import DataType
-from mlflow.types.schema import AnyType, Array, ColSpec, ParamSchema, ParamSpec, Schema
+from mlflow.types.schema import (
+    AnyType,
+    Array,
+    ColSpec,
+    ParamSchema,
+    ParamSpec,
+    Schema,
+    TensorSpec,
+)
 
 from bandits.deploy.bundle import DeployedPolicy, load_bundle, save_bundle
 from bandits.errors import ConfigError, DataError
@@ -78,11 +87,11 @@ def policy_signature(deployed: DeployedPolicy) -> ModelSignature:
     will not turn an integer column into a double one); outputs: the decision columns;
     params: ``seed`` (long, required at predict) and ``batch_id`` (string)."""
     categorical = {c.name for c in deployed.spec.features.categorical}
-    inputs = [
+    inputs: list[ColSpec | TensorSpec] = [
         ColSpec(DataType.string, col) if col in categorical else ColSpec(AnyType(), col)
         for col in deployed.input_columns
     ]
-    outputs = [
+    outputs: list[ColSpec | TensorSpec] = [
         ColSpec(DataType.string, "event_id"),
         ColSpec(DataType.string, "action"),
         ColSpec(DataType.double, "propensity"),
@@ -95,7 +104,7 @@ def policy_signature(deployed: DeployedPolicy) -> ModelSignature:
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs), params=params)
 
 
-class PolicyModel(mlflow.pyfunc.PythonModel):
+class PolicyModel(PythonModel):
     """The pyfunc wrapper of a policy bundle (see the module docstring)."""
 
     def load_context(self, context: Any) -> None:
