@@ -354,6 +354,8 @@ class Ranker:
         """Decide for ``n`` checked requests (:meth:`parse`) at once, in order: one
         feature transform and one draw per row for the batch (the records are the ones
         ``n`` single calls would give with the same random streams)."""
+        if not parsed:
+            return []
         if len(parsed) == 1:
             frame, allowed, keep = parsed[0]
         else:

@@ -131,7 +131,7 @@ def bench_ranker(quick: bool, bundle: Path, contexts: list[dict[str, Any]]) -> l
     k = 8
     t = time.process_time()
     for i in range(0, n, k):
-        ranker.rank_parsed([ranker.parse(b) for b in bodies[i : i + k]])
+        ranker.rank_parsed([ranker.parse(bodies[j % len(bodies)]) for j in range(i, i + k)])
     batched = time.process_time() - t
     return [
         Row(
