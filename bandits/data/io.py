@@ -254,6 +254,8 @@ def read_table(path: PathLike, what: str, *, text_columns: Sequence[str] = ()) -
         )
 
 
+#: What pyarrow raises on bytes it cannot decode (a damaged length can ask for any memory).
+_VERIFY_ERRORS: tuple[type[BaseException], ...] = (*_READ_ERRORS, MemoryError)
 #: Files :func:`verify_parquet` found intact in this process: ``(path, size, mtime_ns)``.
 _VERIFIED: set[tuple[str, int, int]] = set()
 
@@ -289,7 +291,7 @@ def verify_parquet(path: PathLike, what: str = "log") -> None:
             for group in range(pf.num_row_groups):
                 for column in range(pf.metadata.num_columns):  # one column chunk at a time
                     pf.read_row_group(group, columns=[pf.schema.column(column).path])
-    except (*_READ_ERRORS, MemoryError) as exc:
+    except _VERIFY_ERRORS as exc:
         if "checksum" in str(exc).lower():
             raise DataError(
                 f"cannot read {what} '{p}': the file is damaged — a page checksum does not "

@@ -898,14 +898,15 @@ def log_input(frame: pl.DataFrame, name: str, source: str, context: str = "train
     cats = [c for c, dt in frame.schema.items() if isinstance(dt, pl.Enum | pl.Categorical)]
     if cats:
         frame = frame.with_columns(pl.col(cats).cast(pl.String))
-    local = next(
-        (s for s in get_registered_sources() if s.__name__ == "LocalArtifactDatasetSource"), None
+    local: Any = next(
+        (s for s in get_registered_sources() if s.__name__ == "LocalArtifactDatasetSource"),  # type: ignore[attr-defined]
+        None,
     )
     uri = Path(source).resolve().as_uri() if "://" not in source else source
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         src = local(uri) if local is not None else uri
-        ds = mlflow.data.from_polars(frame, source=src, name=name)
+        ds = mlflow.data.from_polars(frame, source=src, name=name)  # type: ignore[attr-defined]
     mlflow.log_input(ds, context=context)
 
 
