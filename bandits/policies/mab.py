@@ -60,11 +60,18 @@ class _ArmStatistics(Policy):
         """(c, prior_a, prior_b) passed to the kernels."""
         return 0.0, 1.0, 1.0
 
-    def _action_probs(self, ctx: Contexts) -> np.ndarray:
+    def _probs(self, ctx: Contexts, epsilon: float) -> np.ndarray:
         c, a, b = self._kernel_settings()
-        return kern.batch_probs(
-            self._groups(ctx), self.counts_, self.sums_, self.mode, c, a, b, 0.0
-        )
+        groups = self._groups(ctx)
+        return kern.batch_probs(groups, self.counts_, self.sums_, self.mode, c, a, b, epsilon)
+
+    def _action_probs(self, ctx: Contexts) -> np.ndarray:
+        return self._probs(ctx, 0.0)
+
+    def action_probs(self, ctx: Contexts) -> np.ndarray:
+        """As :meth:`Policy.action_probs`, with the ε-mixing done in the kernel (the same
+        :func:`bandits.policies.sampling.mix_row`; no extra array)."""
+        return self._probs(ctx, float(self.epsilon))
 
     def _update(self, ctx, actions, rewards, propensities) -> None:
         g = self._groups(ctx)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from bandits.ope.registry import make_estimator, register_estimator
 NAMES = sorted(ESTIMATORS)
 
 
-def make(name: str, **params: object) -> OffPolicyEstimator:
+def make(name: str, **params: Any) -> OffPolicyEstimator:
     return ESTIMATORS[name](**params)
 
 
@@ -94,7 +95,8 @@ def test_merged_partitions_equal_whole(
     whole = est.estimate(**log)
     expected_unsupported = 0.0 if action_2_in_whole_log else 0.3
     assert whole.diagnostics["unsupported_target_mass"] == pytest.approx(expected_unsupported)
-    for merged in (sum(parts), Stats.merge_all(parts), parts[3] + parts[1] + parts[0] + parts[2]):
+    summed = cast(Stats, sum(parts))  # Stats + Stats, started from 0 (Stats.__radd__)
+    for merged in (summed, Stats.merge_all(parts), parts[3] + parts[1] + parts[0] + parts[2]):
         got = est.finalize(merged)
         assert got.n == whole.n
         for attr in ("value", "stderr", "ci_low", "ci_high"):
@@ -103,7 +105,7 @@ def test_merged_partitions_equal_whole(
         for key, val in whole.diagnostics.items():
             assert got.diagnostics[key] == pytest.approx(val, rel=1e-12, abs=1e-12)
     # merge-then-finalize also matches on the raw-sum view
-    merged = sum(parts)
+    merged = summed
     full = est.partial(**log)
     np.testing.assert_allclose(merged.sums, full.sums, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(merged.sums_of_products, full.sums_of_products, rtol=1e-12)

@@ -34,7 +34,7 @@ def _rows(seed: int, n: int = 400, k: int = 7) -> np.ndarray:
 def test_every_form_of_the_draw_is_the_same(seed: int) -> None:
     probs = _rows(seed)
     rng = np.random.default_rng(100 + seed)
-    u = rng.random(probs.shape[0])
+    u: np.ndarray = np.asarray(rng.random(probs.shape[0]))
     # uniforms exactly on cdf edges (where a zero-probability action sits on a plateau)
     cdf = np.cumsum(probs, axis=1)
     edge = rng.integers(0, probs.shape[1] - 1, probs.shape[0])
