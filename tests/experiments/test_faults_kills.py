@@ -256,6 +256,7 @@ def _check_case(d: Path, app: str, experiment: str, args, configs, point, sig) -
     for run_id in left_running:  # reaped; a sweep's parent is adopted and ends FINISHED
         assert final.runs[run_id][0] in ("KILLED", "FINISHED"), final.runs[run_id]
     assert _integrity(db) == "ok"
+    assert not list(d.glob(".mlflow.db.init-*"))  # a half-built store of the dead one: gone
     _finished_per_config(db, experiment, configs)
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
     assert not list(tmp.glob(f"bandits-artifact-{rerun.pid}-*"))  # the rerun cleaned up
