@@ -45,7 +45,6 @@ with simultaneous (Bonferroni) intervals.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -53,6 +52,7 @@ from statistics import NormalDist
 
 import numpy as np
 import polars as pl
+from scipy.special import stdtr, stdtrit
 
 BETTER, WORSE, INCONCLUSIVE, UNSUPPORTED = "better", "worse", "inconclusive", "unsupported"
 _N = NormalDist()
@@ -71,59 +71,21 @@ class PairedDifference:
     n_blocks: int
 
 
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the regularised incomplete beta function (modified Lentz)."""
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 300):
-        m2 = 2 * m
-        for num in (
-            m * (b - m) * x / ((a + m2 - 1) * (a + m2)),
-            -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1)),
-        ):
-            d = 1.0 + num * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + num / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < 1e-14:
-            break
-    return h
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta ``I_x(a, b)``."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    ln = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(ln) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(ln) * _betacf(b, a, 1.0 - x) / b
-
-
 def t_two_sided_p(t: float, df: float) -> float:
-    """Two-sided p-value of Student's t with ``df`` degrees of freedom."""
+    """Two-sided p-value of Student's t with ``df`` degrees of freedom:
+    ``2·F_df(-|t|)`` (:func:`scipy.special.stdtr`, the CDF ``scipy.stats.t`` uses)."""
     if not math.isfinite(t):
         return 0.0
-    return _betainc(df / 2.0, 0.5, df / (df + t * t))
+    return float(2.0 * stdtr(df, -abs(t)))
 
 
-@functools.lru_cache(maxsize=4096)
 def t_quantile(q: float, df: float) -> float:
-    """Quantile of Student's t (bisection on the CDF; ``q`` in (0.5, 1)); cached, since a
-    comparison asks for the same few (q, df) pairs many times."""
-    lo, hi = 0.0, 1e3
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if 1.0 - t_two_sided_p(mid, df) / 2.0 < q:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
+    """Quantile ``F_df^{-1}(q)`` of Student's t (:func:`scipy.special.stdtrit`, the inverse
+    CDF ``scipy.stats.t.ppf`` uses). The special functions are called directly, without
+    ``scipy.stats``' per-call argument handling, which costs far more than the function on
+    a scalar (``experiments/benchmarks/student_t_results.md``); a comparison asks for
+    hundreds (every pair and who-gains cell)."""
+    return float(stdtrit(df, q))
 
 
 def paired_difference(
@@ -319,11 +281,11 @@ class PolicyComparison:
         pct = f"{self.relative_lift:+.1%}" if math.isfinite(self.relative_lift) else "n/a"
         interval = f"[{self.ci_low:+.4f}, {self.ci_high:+.4f}]"
         level = _pct(self.ci_level)
-        per = "per impression" if self.replications else "per round"
+        per = "per round" if self.unit == "rounds" else "per impression"
         if self.verdict == UNSUPPORTED:
             return f"{self.policy} vs {self.baseline}: unsupported by this log — {self.reason}."
         if self.verdict == INCONCLUSIVE:
-            what = "replications of this campaign" if self.unit == "replications" else "rounds"
+            what = {"replications": "replications of this campaign"}.get(self.unit, self.unit)
             need = (
                 f"about {self.rounds_needed:,.0f} {what} would detect a {self.target_lift:.1%} lift"
                 if math.isfinite(self.rounds_needed)
@@ -341,9 +303,12 @@ class PolicyComparison:
         )
 
 
-def _pct(level: float) -> str:
+def percent(level: float) -> str:
     """A confidence level as text: 0.95 → "95%", 0.9875 → "98.8%"."""
     return f"{level:.1%}".replace(".0%", "%")
+
+
+_pct = percent
 
 
 @dataclass(frozen=True)
@@ -377,8 +342,10 @@ def compare_to_baseline(
     power: float = 0.8,
     target_lift: float = 0.05,
     n_blocks: int = 50,
+    unit: str = "rounds",
 ) -> list[PolicyComparison]:
-    """Compare every policy in ``terms`` with ``baseline`` on their paired rounds.
+    """Compare every policy in ``terms`` with ``baseline`` on their paired rounds
+    (``unit``: what a round is — ``rounds`` of one simulated run, ``logged rows``).
 
     ``target_lift`` is relative to the baseline's value (0.05 = a 5% lift) and sets
     ``rounds_needed``. Verdicts are Holm-adjusted over the policies compared.
@@ -459,6 +426,7 @@ def compare_to_baseline(
                 cost_diff=cost_diff,
                 cost_ci_low=cost_low,
                 cost_ci_high=cost_high,
+                unit=unit,
             )
         )
     return out
@@ -721,6 +689,29 @@ class Guardrail:
 
     max_per_1000: float | None = None
     max_extra_per_1000: float | None = None
+
+    #: the settings' names in a config (``guardrail.<name>``)
+    KEYS = ("max_unsubscribe_per_1000", "max_extra_unsubscribe_per_1000")
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, object] | None) -> Guardrail:
+        """From ``{max_unsubscribe_per_1000: …, max_extra_unsubscribe_per_1000: …}`` (each a
+        number >= 0 or None); an unknown key or a bad value is a one-line ConfigError."""
+        from bandits.errors import ConfigError
+
+        settings = settings or {}
+        unknown = sorted(set(settings) - set(cls.KEYS))
+        if unknown:
+            raise ConfigError(
+                f"guardrail: unknown key '{unknown[0]}' (known: {', '.join(cls.KEYS)})"
+            )
+        values: list[float | None] = []
+        for key in cls.KEYS:
+            v = settings.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or v < 0):
+                raise ConfigError(f"guardrail.{key} must be a number >= 0 or null, got {v!r}")
+            values.append(None if v is None else float(v))
+        return cls(*values)
 
     @property
     def active(self) -> bool:

@@ -8,10 +8,14 @@ inline plots) and nothing is registered in pyplot's global figure list.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
+
+if TYPE_CHECKING:
+    from bandits.experiment.results import ComparisonResult
 
 
 def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, constrained_layout: bool = True):
@@ -90,7 +94,8 @@ def plot_forest(table: pl.DataFrame, title: str = "", truth: float | None = None
 
 
 def plot_lifts(comparisons: pl.DataFrame, title: str = "") -> Figure:
-    """Difference from the baseline with its 95% interval, one row per policy; the exact
+    """Difference from the baseline with the interval that decided its verdict (the
+    Holm-consistent one, at the level in ``ci_level``), one row per policy; the exact
     (simulation) difference as a red cross where known. Columns: ``policy``, ``diff``,
     ``ci_low``, ``ci_high``, ``verdict``, optional ``true_diff``."""
     colors = {
@@ -179,3 +184,36 @@ def plot_tradeoff(values: pl.DataFrame) -> Figure:
     ax.grid(alpha=0.3)
     ax.set_title("Reward gained vs customers lost")
     return fig
+
+
+def comparison_figures(result: ComparisonResult) -> dict[str, Figure]:
+    """The figures of a comparison's report, by title: the learning curves (simulation:
+    averaged over the replications), the lifts over the baseline, the who-gains heatmap
+    (cells with too few rounds left out) and reward against unsubscribes."""
+    figures = {}
+    if result.curves:
+        runs = f" (mean over {result.n_replications} runs)" if result.replications else ""
+        figures["Cumulative reward, regret and unsubscribes"] = plot_online_curves(
+            result.curves, title=f"{result.scenario}: the ladder on the same audience{runs}"
+        )
+    figures["Lift over the baseline"] = plot_lifts(result.table(), title=f"vs {result.baseline}")
+    if result.groups.height:
+        shown = result.groups.filter(~pl.col("verdict").is_in(["too few rounds"]))
+        if shown.height:
+            figures["Lift by segment, channel, weather and daypart"] = plot_group_heatmap(
+                shown, family=result.group_family
+            )
+    comps = result.comparisons
+    if comps and comps[0].cost is not None:
+        points = pl.DataFrame(
+            [{"policy": c.policy, "value": c.value, "cost": c.cost} for c in comps]
+            + [
+                {
+                    "policy": result.baseline,
+                    "value": comps[0].baseline_value,
+                    "cost": comps[0].baseline_cost,
+                }
+            ]
+        )
+        figures["Reward against unsubscribes"] = plot_tradeoff(points)
+    return figures

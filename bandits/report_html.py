@@ -1,24 +1,36 @@
 """A self-contained HTML report of a comparison, for readers who do not read code.
 
-The figures are embedded as PNG data, so the single file can be opened from the MLflow UI's
-artifact view, attached to an email or archived.
+The page is the Jinja2 template ``bandits/templates/report.html.j2`` (autoescaped); this
+module turns a :class:`~bandits.experiment.ComparisonResult` into the template's values —
+formatted table cells, sentences, the figures as base64 PNG data — so the single file can
+be opened from the MLflow UI's artifact view, attached to an email or archived.
 """
 
 from __future__ import annotations
 
 import base64
-import html
+import functools
 import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 from matplotlib.figure import Figure
 
-from bandits.compare import INCONCLUSIVE, UNSUPPORTED, GuardrailCheck, PolicyComparison
+from bandits.compare import INCONCLUSIVE, UNSUPPORTED, GuardrailCheck, PolicyComparison, percent
 
-_CSS = """
+if TYPE_CHECKING:
+    import jinja2
+
+    from bandits.experiment.results import ComparisonResult
+
+TEMPLATE = "report.html.j2"
+#: a table cell: its text and its CSS class (None: plain)
+Cell = tuple[str, str | None]
+
+CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:980px;margin:2em auto;
 color:#222;line-height:1.45;padding:0 1em}
 h1{font-size:1.5em;margin-bottom:.2em} .sub{color:#666;margin-top:0}
@@ -33,17 +45,24 @@ img{max-width:100%;margin:.5em 0} .note{color:#555;font-size:.9em}
 """
 
 
+@functools.cache
+def _environment() -> jinja2.Environment:
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,  # a value the template names must be given
+    )
+
+
 def figure_png(fig: Figure, dpi: int = 110) -> bytes:
     """``fig`` rendered as PNG bytes (render once, then embed and upload the same bytes)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
-
-
-def _img(fig: Figure | bytes) -> str:
-    png = fig if isinstance(fig, bytes) else figure_png(fig)
-    data = base64.b64encode(png).decode()
-    return f'<img alt="figure" src="data:image/png;base64,{data}">'
 
 
 def _fmt(x: float | None, spec: str = ".4f") -> str:
@@ -52,118 +71,82 @@ def _fmt(x: float | None, spec: str = ".4f") -> str:
     return format(x, spec)
 
 
-def comparison_table(
-    comparisons: Sequence[PolicyComparison], has_truth: bool, *, baseline_row: bool = True
-) -> str:
-    """One row per comparison; with ``baseline_row`` the baseline's own value and cost come
-    first (every comparison is against the same baseline)."""
-    head = [
-        "policy",
-        "reward / impression",
-        "vs baseline",
-        "CI (level)",
-        "relative",
-        "verdict",
-        "evidence",
-        "Holm p",
-        "unsubscribes / impr.",
-        "Δ unsubscribes",
-    ]
-    if has_truth:
-        head.insert(5, "exact Δ (simulator)")
+def _plain(*texts: str) -> list[Cell]:
+    return [(t, None) for t in texts]
+
+
+def _interval(c: PolicyComparison) -> str:
+    return f"[{_fmt(c.ci_low, '+.4f')}, {_fmt(c.ci_high, '+.4f')}] ({c.ci_level:.1%})"
+
+
+def comparison_rows(
+    comparisons: Sequence[PolicyComparison], has_truth: bool
+) -> tuple[list[str], list[list[Cell]]]:
+    """Header and rows of the main table: the baseline's own value and cost first, then
+    one row per comparison (every comparison is against the same baseline)."""
+    head = ["policy", "reward / impression", "vs baseline", "CI (level)", "relative"]
+    head += ["exact Δ (simulator)"] if has_truth else []
+    head += ["verdict", "evidence", "Holm p", "unsubscribes / impr.", "Δ unsubscribes"]
     rows = []
-    if baseline_row and comparisons:
+    if comparisons:
         c = comparisons[0]
-        cells = [
-            f"{html.escape(c.baseline)} (baseline)",
-            _fmt(c.baseline_value),
-            *["–"] * (len(head) - 4),
-            _fmt(c.baseline_cost, ".4f"),
-            "–",
-        ]
-        rows.append("<tr>" + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
-    for c in comparisons:
-        cells = [
-            html.escape(c.policy),
-            _fmt(c.value),
-            _fmt(c.diff, "+.4f"),
-            f"[{_fmt(c.ci_low, '+.4f')}, {_fmt(c.ci_high, '+.4f')}] ({c.ci_level:.1%})",
-            _fmt(c.relative_lift, "+.1%"),
-            f'<span class="{c.verdict}">{c.verdict}</span>',
-            html.escape(c.evidence),
-            _fmt(c.p_adjusted, ".2g"),
-            _fmt(c.cost, ".4f"),
-            _fmt(c.cost_diff, "+.4f"),
-        ]
-        if has_truth:
-            cells.insert(5, _fmt(c.true_diff, "+.4f"))
-        rows.append("<tr>" + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
-    return _table(head, rows)
-
-
-def group_table(groups: pl.DataFrame, policy: str) -> str:
-    sub = groups.filter(pl.col("policy") == policy)
-    rows = []
-    for r in sub.iter_rows(named=True):
+        blanks = ["–"] * (len(head) - 4)
         rows.append(
-            f"<tr><td>{html.escape(r['dimension'])} = {html.escape(str(r['group']))}</td>"
-            f"<td>{r['n']:,}</td><td>{_fmt(r['diff'], '+.4f')}</td>"
-            f"<td>[{_fmt(r['ci_low'], '+.4f')}, {_fmt(r['ci_high'], '+.4f')}]</td>"
-            f"<td>{_fmt(r['relative_lift'], '+.1%')}</td>"
-            f'<td><span class="{r["verdict"].split()[0]}">'
-            f"{html.escape(r['verdict'])}</span></td></tr>"
+            _plain(f"{c.baseline} (baseline)", _fmt(c.baseline_value), *blanks)
+            + _plain(_fmt(c.baseline_cost, ".4f"), "–")
         )
-    return (
-        "<table><tr><th>group</th><th>impressions</th><th>Δ reward</th><th>interval</th>"
-        "<th>relative</th><th>verdict</th></tr>" + "".join(rows) + "</table>"
-    )
+    for c in comparisons:
+        cells = _plain(c.policy, _fmt(c.value), _fmt(c.diff, "+.4f"), _interval(c))
+        cells += _plain(_fmt(c.relative_lift, "+.1%"))
+        cells += _plain(_fmt(c.true_diff, "+.4f")) if has_truth else []
+        cells.append((c.verdict, c.verdict))
+        cells += _plain(c.evidence, _fmt(c.p_adjusted, ".2g"), _fmt(c.cost, ".4f"))
+        cells += _plain(_fmt(c.cost_diff, "+.4f"))
+        rows.append(cells)
+    return head, rows
 
 
-def pairs_table(pairs: Sequence[PolicyComparison]) -> str:
+def pair_rows(pairs: Sequence[PolicyComparison]) -> list[list[Cell]]:
     """The rung-vs-rung comparisons (same family as the baseline comparisons)."""
+    return [
+        _plain(f"{c.policy} vs {c.baseline}", _fmt(c.diff, "+.4f"), _interval(c))
+        + _plain(_fmt(c.relative_lift, "+.1%"))
+        + [(c.verdict, c.verdict)]
+        + _plain(_fmt(c.p_adjusted, ".2g"))
+        for c in pairs
+    ]
+
+
+def group_rows(groups: pl.DataFrame, policy: str) -> list[list[Cell]]:
+    """One rung's who-gains rows: group, impressions, Δ, interval, relative lift, verdict."""
     rows = []
-    for c in pairs:
-        cells = [
-            f"{html.escape(c.policy)} vs {html.escape(c.baseline)}",
-            _fmt(c.diff, "+.4f"),
-            f"[{_fmt(c.ci_low, '+.4f')}, {_fmt(c.ci_high, '+.4f')}] ({c.ci_level:.1%})",
-            _fmt(c.relative_lift, "+.1%"),
-            f'<span class="{c.verdict}">{c.verdict}</span>',
-            _fmt(c.p_adjusted, ".2g"),
-        ]
-        rows.append("<tr>" + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
-    head = ["pair", "Δ reward / impression", "CI (level)", "relative", "verdict", "Holm p"]
-    return _table(head, rows)
+    for r in groups.filter(pl.col("policy") == policy).iter_rows(named=True):
+        rows.append(
+            [
+                *_plain(
+                    f"{r['dimension']} = {r['group']}",
+                    f"{r['n']:,}",
+                    _fmt(r["diff"], "+.4f"),
+                    f"[{_fmt(r['ci_low'], '+.4f')}, {_fmt(r['ci_high'], '+.4f')}]",
+                    _fmt(r["relative_lift"], "+.1%"),
+                ),
+                (r["verdict"], r["verdict"].split()[0]),
+            ]
+        )
+    return rows
 
 
-def _table(head: Sequence[str], rows: Sequence[str]) -> str:
-    """An HTML table from header cells and ready ``<tr>`` rows."""
-    return (
-        "<table><tr>"
-        + "".join(f"<th>{h}</th>" for h in head)
-        + "</tr>"
-        + "".join(rows)
-        + "</table>"
-    )
-
-
-def guardrail_table(guardrails: Mapping[str, GuardrailCheck]) -> str:
+def guardrail_rows(guardrails: Mapping[str, GuardrailCheck]) -> list[list[Cell]]:
     """Each rung's unsubscribes per 1,000 impressions against the budget."""
     rows = []
     for g in guardrails.values():
         extra = f"{g.extra[0]:+.2f} [{g.extra[1]:+.2f}, {g.extra[2]:+.2f}]" if g.extra else "–"
-        rows.append(
-            f"<tr><td>{html.escape(g.rung)}</td>"
-            f"<td>{g.rate[0]:.2f} [{g.rate[1]:.2f}, {g.rate[2]:.2f}]</td><td>{extra}</td>"
-            f"<td>{g.level:.1%}</td><td>{html.escape(g.status)}</td></tr>"
-        )
-    return (
-        "<table><tr><th>rung</th><th>unsubscribes / 1,000 (CI)</th><th>vs baseline (CI)</th>"
-        "<th>level</th><th>budget</th></tr>" + "".join(rows) + "</table>"
-    )
+        rate = f"{g.rate[0]:.2f} [{g.rate[1]:.2f}, {g.rate[2]:.2f}]"
+        rows.append(_plain(g.rung, rate, extra, f"{g.level:.1%}", g.status))
+    return rows
 
 
-def diagnostics_table(comparisons: Sequence[PolicyComparison]) -> str:
+def diagnostic_rows(comparisons: Sequence[PolicyComparison]) -> list[list[Cell]]:
     """Over replications: the spread of the exact Δ across runs next to what one run's batch
     means claim, and the mean realised Δ."""
     rows = []
@@ -173,128 +156,117 @@ def diagnostics_table(comparisons: Sequence[PolicyComparison]) -> str:
         spread = c.stderr * math.sqrt(c.replications)
         ratio = spread / c.within_stderr if c.within_stderr > 0 else math.nan
         rows.append(
-            f"<tr><td>{html.escape(c.policy)} vs {html.escape(c.baseline)}</td>"
-            f"<td>{_fmt(c.diff, '+.4f')}</td><td>{_fmt(c.observed_diff, '+.4f')}</td>"
-            f"<td>{_fmt(spread)}</td><td>{_fmt(c.within_stderr)}</td>"
-            f"<td>{_fmt(ratio, '.1f')}</td></tr>"
+            _plain(
+                f"{c.policy} vs {c.baseline}",
+                _fmt(c.diff, "+.4f"),
+                _fmt(c.observed_diff, "+.4f"),
+                _fmt(spread),
+                _fmt(c.within_stderr),
+                _fmt(ratio, ".1f"),
+            )
         )
-    if not rows:
-        return ""
+    return rows
+
+
+def _unclear(result: ComparisonResult) -> list[str]:
+    """What a conclusive answer would take, for every inconclusive comparison."""
+    items = []
+    for c in result.comparisons:
+        if c.verdict != INCONCLUSIVE:
+            continue
+        if c.unit == "replications":
+            unit, this = "replications of the campaign", "this comparison"
+        elif c.unit == "logged rows":
+            unit, this = "logged rows", "this log"
+        else:
+            unit, this = "impressions", "this run"
+        items.append(
+            f"{c.policy}: the smallest difference this sample can detect is {_fmt(c.mde)} per "
+            f"impression ({percent(result.power)} power, alpha = {result.alpha:g}); detecting a "
+            f"{c.target_lift:.0%} lift needs about {_fmt(c.rounds_needed, ',.0f')} {unit} "
+            f"({this}: {c.n:,})."
+        )
+    return items
+
+
+def render_report(
+    result: ComparisonResult,
+    figures: Mapping[str, Figure | bytes],
+    *,
+    run_id: str | None = None,
+) -> str:
+    """The report of ``result`` as one HTML page. ``figures``: title → a matplotlib Figure
+    or its PNG bytes (:func:`figure_png`), embedded in that order."""
+    comps = result.comparisons
+    head, rows = comparison_rows(comps, any(c.true_diff is not None for c in comps))
+    shown = set(result.groups["policy"].to_list()) if result.groups.height else set()
+    pngs = [
+        (name, base64.b64encode(fig if isinstance(fig, bytes) else figure_png(fig)).decode())
+        for name, fig in figures.items()
+    ]
     return (
-        "<table><tr><th>pair</th><th>exact Δ (mean over runs)</th><th>realised Δ (mean)</th>"
-        "<th>sd of exact Δ across runs</th><th>one run's batch-means se</th><th>ratio</th></tr>"
-        + "".join(rows)
-        + "</table>"
+        _environment()
+        .get_template(TEMPLATE)
+        .render(
+            css=CSS,
+            title=result.title,
+            subtitle=result.subtitle(run_id),
+            estimand=result.estimand,
+            headline=result.headline,
+            notes=result.notes,
+            comparison_head=head,
+            comparison_rows=rows,
+            sentences=[c.sentence() for c in comps],
+            pair_head=[
+                "pair",
+                "Δ reward / impression",
+                "CI (level)",
+                "relative",
+                "verdict",
+                "Holm p",
+            ],
+            pair_rows=pair_rows(result.pairs),
+            guardrail_budget=(
+                result.guardrail.describe(result.baseline) if result.guardrail else "none"
+            ),
+            guardrail_head=[
+                "rung",
+                "unsubscribes / 1,000 (CI)",
+                "vs baseline (CI)",
+                "level",
+                "budget",
+            ],
+            guardrail_rows=guardrail_rows(result.guardrails),
+            diagnostic_head=[
+                "pair",
+                "exact Δ (mean over runs)",
+                "realised Δ (mean)",
+                "sd of exact Δ across runs",
+                "one run's batch-means se",
+                "ratio",
+            ],
+            diagnostic_rows=diagnostic_rows([*comps, *result.pairs]),
+            unsupported=[c.reason for c in comps if c.verdict == UNSUPPORTED],
+            unclear=_unclear(result),
+            figures=pngs,
+            group_note=result.group_note,
+            group_head=["group", "impressions", "Δ reward", "interval", "relative", "verdict"],
+            group_tables=[(p, group_rows(result.groups, p)) for p in result.focus if p in shown],
+            method_notes=result.method_notes,
+        )
     )
 
 
 def write_report(
     path: str | Path,
-    *,
-    title: str,
-    subtitle: str,
-    headline: str,
-    comparisons: Sequence[PolicyComparison],
+    result: ComparisonResult,
     figures: Mapping[str, Figure | bytes],
-    groups: pl.DataFrame | None,
-    focus: Sequence[str],
-    method_notes: Sequence[str],
-    estimand: str = "",
-    pairs: Sequence[PolicyComparison] = (),
-    guardrails: Mapping[str, GuardrailCheck] | None = None,
-    guardrail_budget: str | None = None,
-    group_note: str = "",
-    notes: Sequence[str] = (),
+    *,
+    run_id: str | None = None,
 ) -> Path:
-    """Write the report to ``path`` (atomically) and return it. ``figures``: title → a
-    matplotlib Figure or its PNG bytes (:func:`figure_png`). ``estimand``: the question
-    answered, in one line; ``pairs``: the rung-vs-rung comparisons of the same family;
-    ``guardrails``: each rung against the unsubscribe budget ``guardrail_budget``;
-    ``group_note``: how the who-gains tables control their claims; ``notes``: caveats shown
-    under the headline."""
-    has_truth = any(c.true_diff is not None for c in comparisons)
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1><p class='sub'>{html.escape(subtitle)}</p>",
-    ]
-    if estimand:
-        parts.append(f"<p><b>The question answered:</b> {html.escape(estimand)}.</p>")
-    parts.append(f"<p class='verdict'>{html.escape(headline)}</p>")
-    parts += [f"<p class='note'>{html.escape(n)}.</p>" for n in notes]
-    parts += [
-        "<h2>Every policy against the baseline</h2>",
-        comparison_table(comparisons, has_truth),
-        "<ul>" + "".join(f"<li>{html.escape(c.sentence())}</li>" for c in comparisons) + "</ul>",
-    ]
-    if pairs:
-        parts += [
-            "<h2>The rest of the ladder</h2>",
-            "<p class='note'>Rung against rung, in the same family as the comparisons with the "
-            "baseline (one Holm family over every pair).</p>",
-            pairs_table(pairs),
-        ]
-    if guardrails:
-        parts += [
-            "<h2>Cost: unsubscribes per 1,000 impressions</h2>",
-            f"<p>Budget: {html.escape(guardrail_budget or 'none')}.</p>",
-            guardrail_table(guardrails),
-        ]
-    diagnostics = diagnostics_table([*comparisons, *pairs])
-    if diagnostics:
-        parts += [
-            "<h2>One run against many</h2>",
-            "<p class='note'>What a single run's batch means would have claimed, next to how "
-            "much runs of the same campaign actually differ (a diagnostic, not the "
-            "verdict).</p>",
-            diagnostics,
-        ]
-    unsupported = [c for c in comparisons if c.verdict == UNSUPPORTED]
-    if unsupported:
-        parts.append("<h2>What this log cannot answer</h2><ul>")
-        for c in unsupported:
-            parts.append(f"<li>{html.escape(c.reason)}</li>")
-        parts.append(
-            "</ul><p class='note'>More rows from the same logger never reveal what it never "
-            "tried; only data in which these variants are shown (a randomised pilot, or "
-            "exploration in production) can.</p>"
-        )
-    unclear = [c for c in comparisons if c.verdict == INCONCLUSIVE]
-    if unclear:
-        parts.append("<h2>What a clear answer would take</h2><ul>")
-        for c in unclear:
-            unit, this = (
-                ("impressions", "this run")
-                if c.unit != "replications"
-                else (
-                    "replications of the campaign",
-                    "this comparison",
-                )
-            )
-            parts.append(
-                f"<li>{html.escape(c.policy)}: the smallest difference this sample can detect is "
-                f"{_fmt(c.mde)} per impression (80% power); detecting a "
-                f"{c.target_lift:.0%} lift needs about {_fmt(c.rounds_needed, ',.0f')} "
-                f"{unit} ({this}: {c.n:,}).</li>"
-            )
-        parts.append("</ul>")
-    for name, fig in figures.items():
-        parts.append(f"<h2>{html.escape(name)}</h2>{_img(fig)}")
-    if groups is not None and groups.height:
-        parts.append("<h2>Who gains, who loses</h2>")
-        if group_note:
-            parts.append(f"<p class='note'>{html.escape(group_note)}</p>")
-        for p in focus:
-            if p in set(groups["policy"].to_list()):
-                parts.append(f"<h3>{html.escape(p)}</h3>{group_table(groups, p)}")
-    parts.append(
-        "<h2>How to read this</h2><ul class='note'>"
-        + "".join(f"<li>{html.escape(n)}</li>" for n in method_notes)
-        + "</ul>"
-    )
-    parts.append("</body></html>")
+    """:func:`render_report` written to ``path`` atomically; returns the path."""
     path = Path(path)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(parts), encoding="utf-8")
+    tmp.write_text(render_report(result, figures, run_id=run_id), encoding="utf-8")
     tmp.replace(path)
     return path

@@ -96,15 +96,8 @@ EXPLORE = [
         import polars as pl
         from matplotlib.patches import Patch
 
-        from bandits.data import load_log, write_log_dir
+        import bandits
         from bandits.ope import IPS, SNIPS
-        from bandits.policies import make_policy
-        from bandits.simulate import (
-            AudienceSettings,
-            Environment,
-            default_feature_schema,
-            run_online,
-        )
 
         pl.Config.set_tbl_rows(30)
         pl.Config.set_tbl_cols(16)
@@ -176,41 +169,30 @@ EXPLORE = [
         ## 1. The log
 
         With `LOG_PATH = None` we simulate `ROUNDS` impression opportunities on the built-in
-        audience (`configs/audience/default.yaml`) with the `uniform` policy as logger — seeded
-        exactly like `python -m experiments.simulate policy=uniform seed=SEED` — and write it
-        like the app does (`decision_log.parquet`, `catalog.parquet`, `metadata.json`; no user
-        key) into a fresh temporary directory. `load_log` validates it (propensities in (0, 1],
-        `action_probs` rows summing to 1 and matching the propensity, actions in the catalog).
+        audience with the `uniform` policy as logger (`bandits.run_simulation`, seeded exactly
+        like `python -m experiments.simulate policy=uniform seed=SEED`) and write its log
+        directory like the app does (`decision_log.parquet`, `catalog.parquet`,
+        `metadata.json`; no user key) into a fresh temporary directory. `bandits.load_log`
+        validates it (propensities in (0, 1], `action_probs` rows summing to 1 and matching the
+        propensity, actions in the catalog).
         """,
     ),
     code(
         "load",
         """
         if LOG_PATH is None:
-            settings = AudienceSettings()  # the built-in audience
-            env = Environment(settings, np.random.SeedSequence([SEED, 0]))
-            result = run_online(
-                env,
-                make_policy("uniform"),
+            simulation = bandits.run_simulation(
+                bandits.make_policy("uniform"),
+                bandits.AudienceSettings(),  # the built-in audience
                 ROUNDS,
-                np.random.SeedSequence([SEED, 1]),
+                seed=SEED,
                 eval_rounds=0,
-            )
-            log_source = write_log_dir(
-                Path(tempfile.mkdtemp(prefix="decision_log_")),
-                result.log.drop("user_key"),  # like the app: no user identifier in the log
-                env.catalog.to_frame(),
-                metadata={
-                    "features": default_feature_schema().to_dict(),
-                    "reward": settings.response.reward,
-                    "rounds": ROUNDS,
-                    "policy": "uniform",
-                },
-            )
+            )  # its decision log has no user identifier (like the app's)
+            log_source = simulation.write_log_dir(Path(tempfile.mkdtemp(prefix="decision_log_")))
         else:
             log_source = Path(LOG_PATH)
 
-        data = load_log(log_source)
+        data = bandits.load_log(log_source)
         catalog = data.catalog
         print(f"log: {data.source}")
         print(f"{data.n:,} decisions over {data.n_actions} variants")
@@ -484,14 +466,14 @@ EXPLORE = [
         probability to everything the target does (`unsupported_target_mass` = 0); it values
         the decisions on *these* users and contexts, not the long-run effect of a different
         policy (fewer unsubscribes, less fatigue). For the full ladder with paired intervals use
-        `python -m experiments.compare` (notebook 02).
+        `bandits.compare_policies` (notebook 02).
         """,
     ),
     code(
         "ips",
         """
         spec = data.problem_spec()
-        target = make_policy("retargeting").reset(spec, SEED)
+        target = bandits.make_policy("retargeting").reset(spec, SEED)
         target_probs = target.action_probs(spec.contexts(data.frame))
         arrays = {
             "reward": data.reward,
@@ -577,21 +559,24 @@ COMPARE = [
         Wabbit) beat plain retargeting — by how much, how sure are we, and how fast does each
         rung of the personalization ladder learn?
 
-        This notebook runs the `compare` app's job in-process — the same code as
-        `python -m experiments.compare …` — using Hydra's compose API on the repository's
-        `configs/`, then reads everything back from MLflow the way you would for any earlier
-        run: the parent run's verdict tags and lift metrics, and each rung's (child run's)
-        learning curves.
+        This notebook drives the library directly: `bandits.compare_policies` runs the
+        personalization ladder on a `bandits.SimulatedSource` — `REPLICATIONS` independent
+        runs of the campaign, each a fresh draw of the audience and fresh policy seeds, every
+        rung on the same draw (common random numbers) — and returns a typed
+        `ComparisonResult`: the verdicts with their Holm-consistent intervals, the interval
+        level, the estimand, the method notes, who gains, the unsubscribe guardrail and the
+        per-replication numbers. It is the same computation as `python -m experiments.compare`
+        with the same settings. `bandits.tracking.results` then logs it to MLflow exactly as
+        the app does (a parent run with the verdicts, tables, plots and the HTML report; one
+        child run per rung and per replication).
 
-        The ladder (`configs/compare.yaml`): `one_for_all` (A/B-test winner for everyone),
-        `segments` (Thompson sampling per segment), `retargeting` (the baseline), `linucb` and
-        `vw`. All rungs face the same users, contexts and potential outcomes (common random
-        numbers), so the differences are paired; verdicts are Holm-adjusted.
+        The ladder (as in `configs/compare.yaml`): `one_for_all` (A/B-test winner for
+        everyone), `segments` (Thompson sampling per segment), `retargeting` (the baseline),
+        `linucb` and `vw`.
 
         **Tracking.** With `TRACKING_URI = None` results go to a notebook-local SQLite store,
-        `mlruns/mlflow.db` next to the notebook (git-ignored), never to your main store. The
-        app resumes: re-running with the same configuration reads the finished run back
-        instead of computing it again. With the defaults (20,000 rounds, five rungs) the run
+        `mlruns/mlflow.db` next to the notebook (git-ignored), never to your main store. With
+        the defaults (20,000 rounds, five rungs, 20 replications on 2 workers) the comparison
         takes a minute or two.
 
         *Running it:* use a kernel on the project's `.venv` (see `notebooks/README.md`); headless:
@@ -602,43 +587,45 @@ COMPARE = [
         "parameters",
         """
         SCENARIO = None  # None: the default audience; or a preset from configs/experiment/
-        ROUNDS = 20000  # impression opportunities per rung
-        LADDER_DROP = []  # rungs to skip, e.g. ['vw'] (the `~ladder.vw` override)
-        SEED = 1  # the one seed: world, users, contexts, policies, evaluation
+        ROUNDS = 20000  # impression opportunities per rung and replication (the campaign)
+        REPLICATIONS = 20  # independent runs of the campaign behind the verdict
+        LADDER_DROP = []  # rungs to skip, e.g. ['vw']
+        SEED = 1  # the one seed: worlds, users, contexts, policies, evaluation
+        ALPHA = 0.05  # family-wise error rate of the verdicts (Holm)
+        EVAL_ROUNDS = 5000  # held-out impressions for each rung's final policy value
+        N_JOBS = 2  # worker processes for the replications
         TRACKING_URI = None  # None: sqlite store in ./mlruns; or any MLflow tracking URI
-        EXTRA_OVERRIDES = []  # any other Hydra overrides, e.g. ['eval_rounds=2000']
         """,
         tags=(PARAMETERS_TAG,),
     ),
     code(
         "imports",
         """
-        import os
         import warnings
         from pathlib import Path
 
         import matplotlib.pyplot as plt
         import numpy as np
         import polars as pl
-        from hydra import compose, initialize_config_dir
-        from omegaconf import OmegaConf
+        import yaml
 
-        from experiments import compare as compare_app
+        import bandits
+        from bandits.experiment import ladder_from_settings
+        from bandits.simulate import audience_settings_from_dict
 
         with warnings.catch_warnings():  # tqdm's "IProgress not found" (no ipywidgets): harmless
             warnings.simplefilter("ignore")
-            import mlflow
-            from mlflow.tracking import MlflowClient
+            from bandits import tracking
+            from bandits.tracking import results
 
         pl.Config.set_tbl_rows(40)
         pl.Config.set_tbl_cols(16)
         pl.Config.set_tbl_width_chars(160)
         pl.Config.set_fmt_str_lengths(60)
         pl.Config.set_float_precision(4)
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-        CONFIG_DIR = Path(compare_app.__file__).resolve().parents[1] / "configs"
-        PRESETS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
+        PRESET_DIR = Path(bandits.__file__).resolve().parents[1] / "configs" / "experiment"
+        PRESETS = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
         if SCENARIO is not None and SCENARIO not in PRESETS:
             raise ValueError(f"unknown SCENARIO {SCENARIO!r} (presets: {', '.join(PRESETS)})")
         if TRACKING_URI is None:
@@ -647,148 +634,116 @@ COMPARE = [
             tracking_uri = f"sqlite:///{store / 'mlflow.db'}"
         else:
             tracking_uri = str(TRACKING_URI)
-        print(f"configs: {CONFIG_DIR}\\ntracking: {tracking_uri}\\npresets: {', '.join(PRESETS)}")
+        print(f"tracking: {tracking_uri}\\npresets: {', '.join(PRESETS)}")
         """,
     ),
     md(
-        "compose-md",
+        "setup-md",
         """
-        ## 1. Compose the configuration
+        ## 1. The audience, the ladder, the baseline
 
-        The same overrides you would type on the command line. `~ladder.<rung>` deletes a rung;
-        a scenario preset (`experiment=…`) sets the audience's truth and the baseline.
+        A scenario preset states its truth in its comments and sets the audience's response
+        and the baseline; without one, the built-in audience against retargeting. The ladder
+        is plain Python: rung label → `{"name": <policy>, <setting>: value}` (the same
+        settings as `configs/policy/<name>.yaml`).
         """,
     ),
     code(
-        "compose",
+        "setup",
         """
-        overrides = [
-            f"rounds={ROUNDS}",
-            f"seed={SEED}",
-            f"tracking.uri='{tracking_uri}'",
-            "progress=false",
-        ]
-        if SCENARIO is not None:
-            overrides.append(f"experiment={SCENARIO}")
-        overrides += [f"~ladder.{rung}" for rung in LADDER_DROP]
-        overrides += list(EXTRA_OVERRIDES)
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose("compare", overrides=overrides)
-
-        rungs = list(cfg.ladder)
-        print("overrides:", " ".join(overrides))
-        focus = [f for f in cfg.focus if f in rungs]  # the rungs the headline is about
-        print(f"audience: {cfg.audience.name}; baseline: {cfg.baseline}; focus: {focus}")
-        print(f"experiment (MLflow): {cfg.tracking.experiment}")
-        print(OmegaConf.to_yaml(cfg.ladder))
+        preset = yaml.safe_load((PRESET_DIR / f"{SCENARIO}.yaml").read_text()) if SCENARIO else {}
+        audience = audience_settings_from_dict(preset.get("audience", {}))
+        baseline = preset.get("baseline", "retargeting")
+        rungs = {
+            "one_for_all": {"name": "ab_winner", "test_rounds": 2000},
+            "segments": {"name": "segment_ts"},
+            "retargeting": {"name": "retargeting"},
+            "linucb": {"name": "linucb"},
+            "vw": {"name": "vw"},
+        }
+        ladder = ladder_from_settings({k: v for k, v in rungs.items() if k not in LADDER_DROP})
+        focus = [r for r in ("linucb", "vw") if r in ladder]  # the rungs the headline is about
+        source = bandits.SimulatedSource(
+            audience,
+            rounds=ROUNDS,
+            seed=SEED,
+            replications=REPLICATIONS,
+            eval_rounds=EVAL_ROUNDS,
+            n_jobs=N_JOBS,
+        )
+        print(f"audience: {audience.name}; baseline: {baseline}; focus: {focus}")
+        print(f"ladder: {', '.join(f'{k} ({p.name})' for k, p in ladder.items())}")
+        print(f"estimand: {source.estimand}")
         """,
     ),
     md(
         "run-md",
         """
-        ## 2. Run the comparison
+        ## 2. Run the comparison, tracked
 
-        `compare_job(cfg, None)` is what `python -m experiments.compare` calls (no sweep parent):
-        it runs `replications` independent replications of the campaign (each a fresh draw of
-        the audience and fresh policy seeds; every rung on the same draw), logs one child run
-        per replication and one per rung (curves averaged over the replications), and a parent
-        run with the verdicts, tables, plots and an HTML report. Its log (stderr) states the
-        question answered and ends with the verdict. If this exact configuration already
-        finished in the store it is skipped and we read that run back.
+        The comparison runs inside an MLflow parent run: `with_replication_runs` makes every
+        replication a child run as it finishes, `compare_policies` decides (one Holm family over
+        every pair of rungs, who-gains cells over all cells, the unsubscribe budget), and
+        `log_comparison` writes the verdicts, lifts, tables, plots, the report and one child run
+        per rung. Without MLflow, `bandits.compare_policies(source, ladder, baseline=…)` alone
+        returns the same result.
         """,
     ),
     code(
         "run",
         """
-        outcome = compare_app.compare_job(cfg, None)
-        run_id = outcome.get("run_id") or outcome["skipped"]
-        print(f"comparison run: {run_id}" + (" (resumed)" if "skipped" in outcome else ""))
-        # the app's plotting module switches matplotlib to the Agg backend: back to inline plots
+        tracking.configure(tracking_uri)
+        EXPERIMENT = "compare"
+        tags = {"run_kind": "compare", "source": "simulate", "scenario": source.scenario}
+        tags |= {"baseline": baseline, "seed": str(SEED)}
+        name = f"compare {source.scenario} seed={SEED} (notebook)"
+        with tracking.run(EXPERIMENT, run_name=name, tags=tags) as run_id:
+            # every replication a child run; resume=False: nothing is reused from earlier runs
+            tracked = results.with_replication_runs(
+                source, experiment=EXPERIMENT, parent_run_id=run_id, key=run_id, resume=False
+            )
+            result = bandits.compare_policies(
+                tracked,
+                ladder,
+                baseline=baseline,
+                alpha=ALPHA,
+                focus=focus,
+                versus=["retargeting", "segments"],
+                guardrail=bandits.Guardrail(max_extra_per_1000=1.0),
+            )
+            results.log_comparison(result, experiment=EXPERIMENT, run_id=run_id)
+        print(f"comparison run: {run_id}")
+        print(result)
         %matplotlib inline
-        """,
-    ),
-    md(
-        "read-md",
-        """
-        ## 3. Read the results back from MLflow
-
-        The parent run carries the verdicts (`verdict.<rung>` tags, `verdict.<a>.vs.<b>` for
-        rung against rung, the `headline`, `estimand` and `replications` tags) and for every
-        rung compared with the baseline `<rung>.diff`, `<rung>.ci_low`, `<rung>.ci_high` (the
-        mean exact difference in reward per impression over the replications, with the
-        Holm-consistent interval that decided the verdict at level `<rung>.ci_level`), the
-        minimum detectable effect and the cost difference. Its children — found by the tag
-        `mlflow.parentRunId` — are the rungs (`run_kind = compare_policy`) and the replications
-        (`run_kind = compare_replication`).
-        """,
-    ),
-    code(
-        "read",
-        """
-        mlflow.set_tracking_uri(tracking_uri)
-        experiment = mlflow.get_experiment_by_name(str(cfg.tracking.experiment))
-        [parent] = mlflow.search_runs(
-            [experiment.experiment_id],
-            filter_string=f"attributes.run_id = '{run_id}'",
-            output_format="list",
-        )
-        rung_runs = f"tags.mlflow.parentRunId = '{run_id}' and tags.run_kind = 'compare_policy'"
-        children = mlflow.search_runs(
-            [experiment.experiment_id], filter_string=rung_runs, output_format="list"
-        )
-        children.sort(key=lambda r: rungs.index(r.data.tags["rung"]))
-        summary_keys = ["true_value", "regret", "unsubscribe_rate", "final_policy_value"]
-        pl.DataFrame(
-            [
-                {
-                    "rung": r.data.tags["rung"],
-                    "policy": r.data.tags.get("policy"),
-                    "status": r.info.status,
-                    **{k: r.data.metrics.get(k) for k in summary_keys},
-                }
-                for r in children
-            ]
-        )
         """,
     ),
     code(
         "headline",
         """
-        tags = parent.data.tags
-        headline = tags["headline"]
-        print(f"Scenario: {tags['scenario']} (baseline: {tags['baseline']})")
-        print(f"Headline: {headline}")
+        print(f"Scenario: {result.scenario} (baseline: {result.baseline})")
+        print(f"Headline: {result.headline}")
+        print(f"Estimand: {result.estimand}")
+        print(f"alpha = {result.alpha:g}: intervals at >= {result.level:.0%} (Holm-consistent)")
         """,
     ),
     md(
         "lift-md",
         """
-        ## 4. Lift over the baseline
+        ## 3. Lift over the baseline
 
-        One row per rung compared with the baseline: the verdict (`better` / `worse` only when
-        the Holm-adjusted p-value is below alpha, otherwise `inconclusive`), the difference in
-        reward per impression with the interval that decided it (Holm-consistent, at the level
-        shown), and how many replications a 5% lift would need.
+        One row per rung compared with the baseline (`result.comparisons`, a `PolicyComparison`
+        each): the verdict (`better` / `worse` only when the Holm-adjusted p-value is below
+        alpha, otherwise `inconclusive`), the mean exact difference in reward per impression
+        over the replications with the interval that decided it (Holm-consistent, at the level
+        `ci_level`), and how many replications a 5% lift would need.
         """,
     ),
     code(
         "lift",
         """
-        metrics = parent.data.metrics
-        keys = ["value", "diff", "ci_low", "ci_high", "relative_lift", "p_adjusted", "true_diff"]
-        keys += ["ci_level", "mde", "replications_needed", "cost_diff"]
-        lift = pl.DataFrame(
-            [
-                {
-                    "rung": rung,
-                    "verdict": tags[f"verdict.{rung}"],
-                    **{k: metrics.get(f"{rung}.{k}") for k in keys},
-                }
-                for rung in rungs
-                if f"verdict.{rung}" in tags
-            ],
-            schema_overrides={k: pl.Float64 for k in keys},
-        ).with_columns(pl.col("replications_needed").round(0).cast(pl.Int64))
+        columns = ["policy", "verdict", "value", "diff", "ci_low", "ci_high", "ci_level"]
+        columns += ["relative_lift", "p_adjusted", "mde", "rounds_needed", "cost_diff"]
+        lift = result.table().select(columns).rename({"rounds_needed": "replications_needed"})
 
         colours = {"better": "tab:green", "worse": "tab:red", "inconclusive": "tab:grey"}
         fig, ax = plt.subplots(figsize=(8, 0.6 * lift.height + 1.6))
@@ -799,29 +754,49 @@ COMPARE = [
             ax.errorbar(
                 diff[i], y[i], xerr=err[:, [i]], fmt="o", capsize=4, color=colours.get(verdict, "k")
             )
-        if lift["true_diff"].is_not_null().any():
-            ax.scatter(
-                lift["true_diff"].to_numpy(),
-                y,
-                marker="x",
-                color="k",
-                zorder=3,
-                label="exact Δ (simulation truth)",
-            )
-            ax.legend(loc="best")
         ax.axvline(0, color="k", lw=0.8)
-        ax.set_yticks(y, [f"{r} ({v})" for r, v in lift.select("rung", "verdict").rows()])
+        ax.set_yticks(y, [f"{r} ({v})" for r, v in lift.select("policy", "verdict").rows()])
         ax.set(
-            title=f"difference in reward per impression vs {tags['baseline']} (Holm-consistent CI)",
-            xlabel="Δ mean reward per impression",
+            title=f"difference in reward per impression vs {result.baseline} (Holm-consistent CI)",
+            xlabel="Δ expected reward per impression (mean over replications)",
         )
         fig.tight_layout()
         plt.show()
-        columns = ["rung", "verdict", "diff", "ci_low", "ci_high", "ci_level"]
-        for rung, verdict, d, lo, hi, level in lift.select(columns).rows():
-            ci = f"{level:.1%} CI {lo:+.4f} to {hi:+.4f}"
-            print(f"{rung} vs {tags['baseline']}: {verdict}, Δ {d:+.4f} ({ci})")
+        for c in result.comparisons:
+            ci = f"{c.ci_level:.1%} CI {c.ci_low:+.4f} to {c.ci_high:+.4f}"
+            print(f"{c.policy} vs {c.baseline}: {c.verdict}, Δ {c.diff:+.4f} ({ci})")
         lift
+        """,
+    ),
+    md(
+        "replications-md",
+        """
+        ## 4. The evidence: one exact Δ per replication
+
+        `result.per_replication()` holds each replication's exact value per rung (the
+        simulator's expected reward of the variants the rung chose, averaged over the
+        campaign). Each replication contributes one Δ against the baseline; the interval above
+        is Student t over these values — their spread is the uncertainty about the policy, not
+        the noise within one run.
+        """,
+    ),
+    code(
+        "replications",
+        """
+        per_rep = result.per_replication().pivot(on="rung", index="replication", values="value")
+        deltas = per_rep.select(
+            "replication",
+            *[(pl.col(r) - pl.col(result.baseline)).alias(r) for r in result.verdicts],
+        )
+        fig, ax = plt.subplots(figsize=(8, 0.6 * len(result.verdicts) + 1.6))
+        for i, rung in enumerate(result.verdicts):
+            ax.plot(deltas[rung], np.full(deltas.height, i), "o", alpha=0.6, label=rung)
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_yticks(range(len(result.verdicts)), list(result.verdicts))
+        ax.set(title=f"exact Δ vs {result.baseline}, one point per replication", xlabel="Δ")
+        fig.tight_layout()
+        plt.show()
+        deltas
         """,
     ),
     md(
@@ -829,31 +804,21 @@ COMPARE = [
         """
         ## 5. Learning curves
 
-        Each rung's child run logged its curves over rounds, averaged over the replications, as
-        MLflow metric histories: the exact
-        cumulative regret against the (myopic) oracle, and the running true value (mean
-        expected reward per round). A learner's regret curve bends as it learns; a flat slope
-        means it has stopped losing ground. Read with `MlflowClient.get_metric_history`.
+        Each rung's curves averaged over the replications (`result.curves`; the same numbers
+        are each rung's child run's metric histories in MLflow): the exact cumulative regret
+        against the (myopic) oracle, and the running true value (mean expected reward per
+        round). A learner's regret curve bends as it learns; a flat slope means it has stopped
+        losing ground.
         """,
     ),
     code(
         "curves",
         """
-        client = MlflowClient()
-
-
-        def history(run_id: str, key: str) -> tuple[np.ndarray, np.ndarray]:
-            points = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
-            return np.array([m.step for m in points]), np.array([m.value for m in points])
-
-
         fig, axes = plt.subplots(1, 2, figsize=(13, 4))
-        for r in children:
-            rung = r.data.tags["rung"]
-            style = {"lw": 2.5} if rung == tags["baseline"] else {"lw": 1.3}
+        for rung, frame in result.curves.items():
+            style = {"lw": 2.5} if rung == result.baseline else {"lw": 1.3}
             for ax, key in zip(axes, ("cumulative_regret", "true_value"), strict=True):
-                steps, values = history(r.info.run_id, key)
-                ax.plot(steps, values, label=rung, **style)
+                ax.plot(frame["step"], frame[key], label=rung, **style)
         axes[0].set(title="cumulative regret (exact)", xlabel="round", ylabel="regret")
         axes[1].set(title="running true value", xlabel="round", ylabel="mean expected reward")
         axes[0].legend()
@@ -866,22 +831,22 @@ COMPARE = [
         """
         ## 6. For whom?
 
-        The parent run's `tables/group_lifts.csv` artifact: the lift of each rung over the
-        baseline within each segment, channel, weather and daypart: the difference in reward per
-        impression, ▲ where the rung is better and ▼ where it is worse (Holm over every cell of
-        the table at once), unmarked where we can't tell, `(few)` for groups too small to test.
+        `result.groups`: the lift of each rung over the baseline within each segment, channel,
+        weather and daypart — the difference in reward per impression, ▲ where the rung is
+        better and ▼ where it is worse (Holm over every cell of the table at once), unmarked
+        where we can't tell, `(few)` for groups too small to test.
         """,
     ),
     code(
         "groups",
         """
-        csv_path = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/tables/group_lifts.csv")
-        groups = pl.read_csv(csv_path)
+        groups = result.groups
         counts = dict(groups["verdict"].value_counts().rows())
         print(f"{groups.height} (rung, group) rows; verdicts: {counts}")
+        print(result.group_note)
         marks = {"better": " ▲", "worse": " ▼", "too few rounds": " (few)"}
         cells = [f"{d:+.4f}{marks.get(v, '')}" for d, v in groups.select("diff", "verdict").rows()]
-        shown = [r for r in rungs if r in set(groups["policy"])]
+        shown = [r for r in ladder if r in set(groups["policy"])]
         groups.with_columns(pl.Series("lift", cells)).pivot(
             on="policy", index=["dimension", "group"], values="lift"
         ).select("dimension", "group", *shown)
@@ -892,18 +857,18 @@ COMPARE = [
         """
         ## Where to look next
 
-        The parent run also holds `report.html` (the whole comparison for a product team) and
-        the plots; open the store in the MLflow UI with the command printed below. Try a
-        scenario preset (`SCENARIO = "individualization_wins"`, `"retargeting_wins"`, …) or
-        another seed: with common random numbers a verdict should not flip between seeds unless
-        the effect is near the minimum detectable one.
+        `print("\\n".join(result.method_notes))` says how every number was computed; the parent
+        run holds `report.html` (the whole comparison for a product team) and the plots — open
+        the store in the MLflow UI with the command printed below. Try a scenario preset
+        (`SCENARIO = "individualization_wins"`, `"retargeting_wins"`, …), another seed or more
+        replications: a verdict should not flip between seeds unless the effect is near the
+        minimum detectable one.
         """,
     ),
     code(
         "next",
         """
-        print(f"report: {client.get_run(run_id).info.artifact_uri}/report.html")
-        print(f"mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1")
+        print("\\n".join(results.report_lines(run_id, EXPERIMENT)).strip())
         """,
     ),
 ]

@@ -1,7 +1,8 @@
 """The analyst notebooks: they are generated from ``notebooks/build_notebooks.py`` with outputs
 cleared, and they run end to end on small data (nbclient, a kernel on this interpreter)
 and report what they should — an IPS estimate inside its interval; a headline verdict and an
-MLflow store with one comparison run and its FINISHED rung runs."""
+MLflow store with one comparison run and its FINISHED rung runs. They import the library
+(``bandits``), never the apps."""
 
 from __future__ import annotations
 
@@ -129,6 +130,16 @@ def test_notebooks_are_generated_with_outputs_cleared() -> None:
         assert parameter_cell(stored).cell_type == "code"
 
 
+def test_notebooks_use_the_library_only() -> None:
+    """The notebooks drive ``bandits``: no code cell imports the apps (``experiments``) or
+    Hydra."""
+    banned = re.compile(r"^\s*(from|import)\s+(experiments|hydra|omegaconf)\b", re.M)
+    for name, nb in _builder().build().items():
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert not banned.search(cell.source), (name, cell.get("id"))
+
+
 def test_explore_decision_log(tmp_path: Path, kernel_dir: Path) -> None:
     nb = execute(EXPLORE, "LOG_PATH = None\nROUNDS = 1500\nSEED = 3\n", tmp_path, kernel_dir)
 
@@ -161,10 +172,13 @@ def test_compare_from_python(tmp_path: Path, kernel_dir: Path) -> None:
     parameters = (
         "SCENARIO = None\n"
         "ROUNDS = 1500\n"
+        "REPLICATIONS = 3\n"
         "LADDER_DROP = ['vw', 'one_for_all']\n"
         "SEED = 1\n"
+        "ALPHA = 0.05\n"
+        "EVAL_ROUNDS = 500\n"
+        "N_JOBS = 1\n"
         f"TRACKING_URI = 'sqlite:///{db.as_posix()}'\n"
-        "EXTRA_OVERRIDES = ['eval_rounds=500', 'replications=3', 'n_jobs=1']\n"
     )
     nb = execute(COMPARE, parameters, tmp_path, kernel_dir)
 
