@@ -43,6 +43,10 @@ BOOKKEEPING: tuple[str, ...] = (
     "event_id",
     "model_version",
     "decided_at",
+    "group",  # decide / serve: treatment or holdout
+    "shadow_action",  # serve shadow mode: what the candidate would have shown …
+    "shadow_propensity",
+    "shadow_model_version",
 )
 #: Cost columns recognised by default (outcomes, never context).
 DEFAULT_COSTS: tuple[str, ...] = ("unsubscribed",)
