@@ -240,8 +240,11 @@ def run_job(cfg: DictConfig, job: Callable[[DictConfig, str | None], Any]) -> An
 
     A :class:`UserError` prints one ``error: …`` line to stderr — no traceback. In a single
     run the process then exits with status 2; inside a sweep the job is recorded as failed
-    (its MLflow child run is FAILED) and the other jobs go on. Any other exception is a bug:
-    single runs re-raise it; sweeps print the traceback and go on.
+    (its MLflow child run is FAILED) and the other jobs go on. An error of the machine
+    (:func:`environment_error`: permissions, a read-only or full disk or store) is one line
+    too. Ctrl-C / SIGTERM is one line and exit 130 (:func:`_interrupted`). Any other
+    exception is a bug: its traceback, then a line saying so; a single run exits 1, a sweep
+    goes on.
     """
     parent = sweep_parent()
     allow_worker_growth()  # a job in a fresh joblib worker (one the sweep start did not warm)
