@@ -8,11 +8,12 @@ reliably inherit the environment — read them from there explicitly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -403,12 +404,13 @@ class MlflowSweepCallback(Callback):
             if config.get("resume", False)
             else None,
         }
-        record = None
-        joblib_cfg = joblib_args(config)
-        if joblib_cfg is not None:
-            record = _in_workers(joblib_cfg, _start_parent, parent, warm_others=True)
-        if record is None:
-            record = _start_parent(parent)
+        with _sweep_errors_in_one_line():
+            record = None
+            joblib_cfg = joblib_args(config)
+            if joblib_cfg is not None:
+                record = _in_workers(joblib_cfg, _start_parent, parent, warm_others=True)
+            if record is None:
+                record = _start_parent(parent)
         (sweep_dir / PARENT_FILE).write_text(json.dumps(record))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -416,14 +418,35 @@ class MlflowSweepCallback(Callback):
         if not path.exists():
             return
         record = json.loads(path.read_text())
-        status = None
-        joblib_cfg = joblib_args(config)
-        if joblib_cfg is not None:
-            status = _in_workers(joblib_cfg, _end_parent, record)
-        if status is None:
-            status = _end_parent(record)
+        with _sweep_errors_in_one_line():
+            status = None
+            joblib_cfg = joblib_args(config)
+            if joblib_cfg is not None:
+                status = _in_workers(joblib_cfg, _end_parent, record)
+            if status is None:
+                status = _end_parent(record)
         MlflowSweepCallback.failed = status != "FINISHED"
         print(f"sweep parent run {record['run_id']}: {status}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _sweep_errors_in_one_line() -> Iterator[None]:
+    """Around the sweep's parent run (created and closed outside any job): Ctrl-C, a user
+    error (a bad tracking URI, an unusable store) and an error of the machine are one line
+    and an exit, as in :func:`run_job`; a bug keeps its traceback."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        _interrupted()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+    except Exception as exc:
+        problem = environment_error(exc)
+        if problem is None:
+            raise
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
 
 
 def _start_parent(parent: dict[str, Any]) -> dict[str, str]:
