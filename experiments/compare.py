@@ -57,13 +57,21 @@ def decision_settings(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
-def validate(cfg: DictConfig) -> tuple[Any, dict[str, Any], dict[str, str]]:
-    """Check the config (and load the log) before any run exists: (source, the rungs it
-    can run, the rungs left out with the reason)."""
-    from bandits.experiment import LoggedSource, SimulatedSource, check_ladder, ladder_from_settings
+def _ladder(cfg: DictConfig) -> dict[str, Any]:
+    """The ladder's policies (rung label → unbound policy), checked against the baseline."""
+    from bandits.experiment import check_ladder, ladder_from_settings
 
     policies = ladder_from_settings(common.resolved_config(cfg.ladder) if cfg.ladder else {})
     check_ladder(policies, str(cfg.baseline))
+    return policies
+
+
+def validate(cfg: DictConfig) -> tuple[Any, dict[str, Any], dict[str, str]]:
+    """Check the config (and load the log) before any run exists: (source, the rungs it
+    can run, the rungs left out with the reason)."""
+    from bandits.experiment import LoggedSource, SimulatedSource
+
+    policies = _ladder(cfg)
     if cfg.source == "simulate":
         from bandits.simulate import audience_settings_from_dict
 
@@ -79,23 +87,14 @@ def validate(cfg: DictConfig) -> tuple[Any, dict[str, Any], dict[str, str]]:
         )
         if common.is_multirun():
             source = dataclasses.replace(source, n_jobs=1)  # the sweep's jobs run in parallel
-        kept, left_out = source.check(policies, str(cfg.baseline))
-        return source, kept, left_out
-    from bandits.data import load_log
-    from experiments.evaluate import input_path, print_columns
+        return source, *source.check(policies, str(cfg.baseline))
+    from experiments.evaluate import load_logged
 
     if cfg.logs is None:
         raise ConfigError("source=logs needs logs=PATH (a decision log file or directory)")
-    data = load_log(
-        str(input_path(cfg.logs, "logs")),
-        catalog=input_path(cfg.catalog, "catalog"),
-        seed=int(cfg.seed),
-        **common.log_options(cfg),
-    )
-    print_columns(data)
     off = cfg.offline
     source = LoggedSource(
-        data,
+        load_logged(cfg),
         seed=int(cfg.seed),
         train_fraction=float(cfg.train_fraction),
         estimator=str(off.estimator),
@@ -106,17 +105,12 @@ def validate(cfg: DictConfig) -> tuple[Any, dict[str, Any], dict[str, str]]:
     )
     kept, left_out = source.check(policies, str(cfg.baseline))
     if left_out:
-        print(
-            "left out of the ladder (this log lacks what they need): "
-            + "; ".join(f"{k} ({v})" for k, v in left_out.items()),
-            file=sys.stderr,
-        )
+        print(source.left_out_line(left_out), file=sys.stderr)
     return source, kept, left_out
 
 
 def _replicated(cfg: DictConfig, source: Any, run_id: str) -> Any:
-    """The simulated source with every replication a child run (finished ones of earlier
-    comparisons reused, with ``resume``), its plan printed, its progress shown."""
+    """The simulated source with every replication a child run (resume: reused ones)."""
     from bandits.tracking import results
 
     if common.is_multirun() and cfg.get("n_jobs", 1) != 1:

@@ -61,6 +61,17 @@ def print_columns(data: Any) -> None:
     print("\n".join(column_lines(column_table(data))), file=sys.stderr)
 
 
+def load_logged(cfg: DictConfig, **options: Any) -> Any:
+    """The log ``cfg.logs`` (with ``cfg.catalog`` and the ``columns`` mapping) as LoggedData,
+    described on the console (:func:`print_columns`)."""
+    from bandits.data import load_log
+
+    logs, catalog = str(input_path(cfg.logs, "logs")), input_path(cfg.catalog, "catalog")
+    data = load_log(logs, catalog=catalog, seed=int(cfg.seed), **common.log_options(cfg), **options)
+    print_columns(data)
+    return data
+
+
 def _settings(cfg: DictConfig) -> dict[str, Any]:
     """The keywords of :func:`bandits.evaluate_log` (and its streamed variant)."""
     rm = cfg.reward_model
@@ -78,7 +89,7 @@ def validate(cfg: DictConfig) -> tuple[Any, Any, str, list[Any]]:
     batches, the policy, the resolved mode, the estimators)."""
     from omegaconf import OmegaConf
 
-    from bandits.data import iter_log_batches, load_log
+    from bandits.data import iter_log_batches
     from bandits.experiment.evaluation import check_rows, estimators_of, resolve_mode
 
     if OmegaConf.is_missing(cfg, "logs"):
@@ -90,17 +101,20 @@ def validate(cfg: DictConfig) -> tuple[Any, Any, str, list[Any]]:
     )
     if not estimators and mode != "replay":
         raise ConfigError("estimators is empty: name at least one (e.g. [ips, dr])")
-    logs, catalog = str(input_path(cfg.logs, "logs")), input_path(cfg.catalog, "catalog")
-    options = {"target_columns": policy.target_columns, **common.log_options(cfg)}
     if cfg.stream.enabled:
         if mode != "fixed":
             raise ConfigError(
                 f"stream.enabled=true evaluates a fixed policy; mode={mode} needs the whole log"
             )
-        batches = iter_log_batches(logs, catalog, batch_rows=int(cfg.stream.batch_rows), **options)
+        batches = iter_log_batches(
+            str(input_path(cfg.logs, "logs")),
+            input_path(cfg.catalog, "catalog"),
+            batch_rows=int(cfg.stream.batch_rows),
+            target_columns=policy.target_columns,
+            **common.log_options(cfg),
+        )
         return batches, policy, mode, estimators
-    data = load_log(logs, catalog=catalog, seed=int(cfg.seed), **options)
-    print_columns(data)
+    data = load_logged(cfg, target_columns=policy.target_columns)  # e.g. policy=given's
     folds = int(cfg.reward_model.cross_fit_folds) if estimators else 0
     check_rows(data, mode, float(cfg.train_fraction), folds)
     return data, policy, mode, estimators

@@ -290,6 +290,13 @@ class LoggedSource:
         kept = {k: p.clone() for k, p in policies.items() if k not in left_out}
         return kept, left_out
 
+    @staticmethod
+    def left_out_line(left_out: Mapping[str, str]) -> str:
+        """One line naming the rungs :meth:`check` left out and why."""
+        return "left out of the ladder (this log lacks what they need): " + "; ".join(
+            f"{k} ({v})" for k, v in left_out.items()
+        )
+
     def compare(
         self,
         policies: Mapping[str, Policy],
