@@ -249,6 +249,7 @@ def run_job(cfg: DictConfig, job: Callable[[DictConfig, str | None], Any]) -> An
     """
     parent = sweep_parent()
     allow_worker_growth()  # a job in a fresh joblib worker (one the sweep start did not warm)
+    stop_watching = _end_with_the_launcher(parent)
     if "bandits.tracking" in sys.modules:  # MLflow is imported lazily: it takes seconds
         setattr(sys.modules["bandits.tracking"], "last_run_id", None)  # noqa: B010
     try:
@@ -289,6 +290,32 @@ def run_job(cfg: DictConfig, job: Callable[[DictConfig, str | None], Any]) -> An
             sys.exit(EXIT_BUG)
         _record_failure(cfg, parent, f"{type(exc).__name__}: {exc}")
         return None
+    finally:
+        stop_watching()
+
+
+def _end_with_the_launcher(parent: dict[str, Any] | None) -> Callable[[], None]:
+    """In a joblib worker, end the job when the sweep's launching process dies (``kill -9``
+    of the command): a thread sees the worker re-parented (``os.getppid()`` changes) and
+    sends the worker SIGTERM, so the job's run ends KILLED at once (the next command resumes
+    it) instead of an orphan finishing it while a rerun starts it again. Returns the
+    function stopping the watch (a no-op outside joblib workers)."""
+    import signal
+    import threading
+
+    launcher = int((parent or {}).get("launcher_pid") or 0)
+    if not launcher or launcher == os.getpid() or os.getppid() != launcher:
+        return lambda: None
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.5):
+            if os.getppid() != launcher:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=watch, name="launcher-watch", daemon=True).start()
+    return done.set
 
 
 def _interrupted() -> NoReturn:
@@ -411,7 +438,9 @@ class MlflowSweepCallback(Callback):
                 record = _in_workers(joblib_cfg, _start_parent, parent, warm_others=True)
             if record is None:
                 record = _start_parent(parent)
+        record["launcher_pid"] = str(os.getpid())  # the jobs' workers watch it (run_job)
         (sweep_dir / PARENT_FILE).write_text(json.dumps(record))
+        _interrupt_in_one_line()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         path = Path(config.hydra.sweep.dir) / PARENT_FILE
@@ -427,6 +456,17 @@ class MlflowSweepCallback(Callback):
                 status = _end_parent(record)
         MlflowSweepCallback.failed = status != "FINISHED"
         print(f"sweep parent run {record['run_id']}: {status}", file=sys.stderr)
+
+
+def _interrupt_in_one_line() -> None:
+    """In the sweep's launching process, Ctrl-C outside a job (between jobs, or while the
+    joblib launcher waits for its workers) ends the sweep with one line (exit 130), not a
+    traceback from the launcher. A job's run installs its own handler while it runs."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, lambda signum, frame: _interrupted())
 
 
 @contextlib.contextmanager

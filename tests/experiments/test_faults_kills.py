@@ -8,7 +8,9 @@ Each case starts a command on a fresh store, waits for an observable point and s
 * ``late``   — a run has logged metrics or a second artifact, i.e. it is writing its results
   (a sweep: two of its three jobs FINISHED).
 
-``SIGKILL`` (``kill -9``: nothing can run) or ``SIGINT`` (Ctrl-C: the run ends itself KILLED).
+``SIGKILL`` to the command's process (``kill -9 <pid>``: nothing can run; joblib workers are
+orphaned and must end their jobs KILLED) or ``SIGINT`` to its process group (Ctrl-C in a
+terminal: the run ends itself KILLED, the command with one line).
 Then the same command again (``resume: true``, the default). It must
 
 * mark every run left RUNNING KILLED, with the one-line notice (``note: marked N runs
@@ -126,6 +128,7 @@ def _start(d: Path, app: str, args: list[str], tag: str) -> subprocess.Popen:
         env=env,
         stdout=open(d / f"{tag}.out", "w"),
         stderr=open(d / f"{tag}.err", "w"),
+        start_new_session=True,  # its own process group, as a command in a terminal
     )
 
 
@@ -169,7 +172,10 @@ def _interrupt(d: Path, app: str, args: list[str], point: str, sig: int, sweep: 
             if time.monotonic() > deadline:
                 pytest.fail(f"the {point} point was not reached in {TIMEOUT} s")
             time.sleep(0.02)
-        proc.send_signal(sig)
+        if sig == signal.SIGINT:  # Ctrl-C: the terminal signals the whole process group
+            os.killpg(proc.pid, sig)
+        else:  # kill -9 <pid>: the command's process only (its workers are orphaned)
+            proc.send_signal(sig)
         proc.wait(timeout=TIMEOUT)
         stragglers = _wait_gone(d, 120)
         assert not stragglers, f"processes of the interrupted command still run: {stragglers}"
