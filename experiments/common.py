@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -295,27 +296,45 @@ def run_job(cfg: DictConfig, job: Callable[[DictConfig, str | None], Any]) -> An
 
 
 def _end_with_the_launcher(parent: dict[str, Any] | None) -> Callable[[], None]:
-    """In a joblib worker, end the job when the sweep's launching process dies (``kill -9``
-    of the command): a thread sees the worker re-parented (``os.getppid()`` changes) and
-    sends the worker SIGTERM, so the job's run ends KILLED at once (the next command resumes
-    it) instead of an orphan finishing it while a rerun starts it again. Returns the
-    function stopping the watch (a no-op outside joblib workers)."""
-    import signal
-    import threading
-
+    """In a joblib worker, end the job — and then the worker — when the sweep's launching
+    process dies (``kill -9`` of the command): a thread (one per worker) sees the worker
+    re-parented (``os.getppid()`` changes), sends the worker SIGTERM so a job's run ends
+    KILLED at once (the next command resumes it, instead of an orphan finishing it while a
+    rerun starts it again), and ends the worker 30 s later at the latest (an idle loky
+    worker would wait minutes for work). Returns the function marking the job done (a
+    no-op outside joblib workers)."""
     launcher = int((parent or {}).get("launcher_pid") or 0)
     if not launcher or launcher == os.getpid() or os.getppid() != launcher:
         return lambda: None
-    done = threading.Event()
+    _watch_launcher(launcher)
+    _job_running.set()
+    return _job_running.clear
+
+
+_job_running = threading.Event()  # set while this worker runs a job
+_watched: list[int] = []
+
+
+def _watch_launcher(launcher: int) -> None:
+    """Start (once per process) the thread of :func:`_end_with_the_launcher`."""
+    import signal
+    import time
+
+    if _watched:
+        return
+    _watched.append(launcher)
 
     def watch() -> None:
-        while not done.wait(0.5):
-            if os.getppid() != launcher:
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
+        while os.getppid() == launcher:
+            time.sleep(0.5)
+        if _job_running.is_set():
+            os.kill(os.getpid(), signal.SIGTERM)  # the run ends KILLED
+        deadline = time.monotonic() + 30
+        while _job_running.is_set() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        os._exit(EXIT_INTERRUPTED)
 
     threading.Thread(target=watch, name="launcher-watch", daemon=True).start()
-    return done.set
 
 
 def _interrupted() -> NoReturn:
@@ -422,6 +441,7 @@ class MlflowSweepCallback(Callback):
             ]
         )
         parent = {
+            "launcher_pid": os.getpid(),
             "uri": config.tracking.get("uri"),
             "base_dir": _launch_dir(),
             "experiment": str(config.tracking.experiment),
@@ -493,6 +513,9 @@ def _start_parent(parent: dict[str, Any]) -> dict[str, str]:
     """Create the sweep's parent run; returns the record jobs read from ``PARENT_FILE``."""
     from bandits import tracking
 
+    if parent.get("launcher_pid") and os.getpid() != parent["launcher_pid"]:
+        _watch_launcher(int(parent["launcher_pid"]))  # in a worker: end with the launcher
+
     uri = tracking.configure(parent["uri"], parent["base_dir"])
     run_id = tracking.start_parent(
         parent["experiment"],
@@ -534,6 +557,7 @@ def _import_job_modules() -> int:
     machine) in a joblib worker and let the worker grow (:func:`allow_worker_growth`);
     returns the worker's pid."""
     allow_worker_growth()
+    _watch_launcher(os.getppid())  # a warm worker ends with the sweep's launching process
     import bandits.policies
     import bandits.report
     import bandits.simulate
