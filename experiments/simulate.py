@@ -88,6 +88,10 @@ def simulate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
             on_day=_progress(rounds, bool(cfg.progress), policy.name),
         )
         log_simulation(result, stream, plot=bool(cfg.plot))
+        if cfg.model.log and policy.learns and result.trained is not None:
+            from bandits.tracking.policy_model import log_policy_model
+
+            log_policy_model(result.trained, registered_model_name=cfg.model.register or None)
         print(f"{result.line()}  — run {run_id}", file=sys.stderr)
     summary = result.summary
     if cfg.get("objective"):

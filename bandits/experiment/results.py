@@ -36,7 +36,9 @@ class SimulationResult:
     written (one row per message sent; without ``user_key`` unless ``include_user_key``),
     None when it was streamed instead of kept. ``summary`` are the final metrics
     (:meth:`~bandits.simulate.OnlineResult.summary`: exact ``true_value``, ``regret``,
-    ``mean_reward`` with a 95% CLT interval, …); ``seconds`` the wall time of the run.
+    ``mean_reward`` with a 95% CLT interval, …); ``seconds`` the wall time of the run;
+    ``trained`` the policy as it ended the run (bound and learned: what
+    :func:`bandits.tracking.policy_model.log_policy_model` deploys).
     """
 
     policy: str
@@ -52,6 +54,7 @@ class SimulationResult:
     seconds: float
     online: OnlineResult
     log: pl.DataFrame | None = None
+    trained: Policy | None = None
 
     def curves(self, every: int | None = None) -> pl.DataFrame:
         """Cumulative curves every ``every`` rounds (default: about 200 points)."""

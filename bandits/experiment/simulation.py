@@ -94,10 +94,11 @@ def run_simulation(
         def day_log(rows: pl.DataFrame) -> None:
             stream(public_log(rows, include_user_key))
 
+    learner = policy.clone()
     t0 = time.perf_counter()
     online = run_online(
         env,
-        policy.clone(),
+        learner,
         int(rounds),
         policy_ss,
         eval_rounds=int(eval_rounds),
@@ -121,4 +122,5 @@ def run_simulation(
         seconds=seconds,
         online=online,
         log=public_log(online.log, include_user_key) if keep_log else None,
+        trained=learner,
     )

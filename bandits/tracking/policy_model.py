@@ -22,9 +22,12 @@ URI (``runs:/…``, ``models:/name/3``, a folder) for :func:`bandits.deploy.deci
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import tempfile
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +181,34 @@ def save_policy_model(
     return deployed
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """MLflow's chatter while a model is logged, kept off the app's console: the uv-project
+    notices, the download progress bar and the "no input example" warning (the signature
+    is given explicitly, so MLflow need not infer it from an example)."""
+    loggers = [logging.getLogger(n) for n in ("mlflow.utils.uv_utils", "mlflow.models.model")]
+    levels = [lg.level for lg in loggers]
+    saved = {
+        k: os.environ.get(k)
+        for k in ("MLFLOW_LOG_UV_FILES", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    }
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.WARNING)
+        os.environ.update({k: "false" for k in saved})
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*input example was not provided.*")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def log_policy_model(
     policy: Policy,
     *,
@@ -192,7 +223,7 @@ def log_policy_model(
     from bandits import tracking
 
     tracking.flush()  # queued background writes first: the model is logged synchronously
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _quiet():
         deployed = save_bundle(Path(tmp) / ARTIFACT, policy, extra_columns=extra_columns)
         info = mlflow.pyfunc.log_model(
             name=name,
