@@ -62,7 +62,7 @@ def _ladder(cfg: DictConfig) -> dict[str, Any]:
     from bandits.experiment import check_ladder, ladder_from_settings
 
     policies = ladder_from_settings(common.resolved_config(cfg.ladder) if cfg.ladder else {})
-    check_ladder(policies, str(cfg.baseline))
+    check_ladder(policies, str(cfg.baseline), [str(f) for f in cfg.focus])
     return policies
 
 

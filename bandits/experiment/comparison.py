@@ -106,13 +106,22 @@ def ladder_from_settings(ladder: Mapping[str, Mapping[str, Any] | None]) -> dict
     return policies
 
 
-def check_ladder(policies: Mapping[str, Policy], baseline: str) -> None:
-    """ConfigError unless the ladder has at least two rungs and ``baseline`` is one."""
+def check_ladder(
+    policies: Mapping[str, Policy], baseline: str, focus: Sequence[str] = ()
+) -> None:
+    """ConfigError unless the ladder has at least two rungs, ``baseline`` is one and — when
+    ``focus`` names any rungs — at least one of them is in the ladder (a focus rung left out
+    of the ladder, e.g. by ``~ladder.vw``, is skipped; a focus made only of typos is not)."""
     if len(policies) < 2:
         raise ConfigError("ladder needs at least two rungs (a baseline and a policy to compare)")
     if baseline not in policies:
         raise ConfigError(
             f"baseline '{baseline}' is not a ladder rung (rungs: {', '.join(policies)})"
+        )
+    if focus and not any(str(f) in policies for f in focus):
+        raise ConfigError(
+            f"focus: none of {', '.join(map(str, focus))} is a ladder rung "
+            f"(rungs: {', '.join(policies)})"
         )
 
 
@@ -140,7 +149,7 @@ def compare_policies(
     ``source.check`` left out, when the caller has already checked the ladder (the apps do,
     to fail before any run exists); otherwise it is checked here.
     """
-    check_ladder(policies, baseline)
+    check_ladder(policies, baseline, focus)
     settings = ComparisonSettings(
         baseline=str(baseline),
         alpha=float(alpha),

@@ -56,6 +56,7 @@ CASES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("compare", ("ladder.lints.alpha=2",), ("ladder.lints", "+ladder.lints")),
     ("compare", ("guardrail.max_extra_unsubscribe_per_1000=abc",), ("guardrail", "number")),
     ("compare", ("n_jobs=abc",), ("n_jobs", "integer")),
+    ("compare", ("focus=[nope]",), ("focus", "nope", "linucb")),
 ]
 
 
