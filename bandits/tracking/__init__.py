@@ -263,13 +263,19 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (a dead process nobody reaped:
+    an orphan under an init that does not reap, as in some containers)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process: alive
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc: trust kill(pid, 0)
+    return state not in ("Z", "X")
 
 
 def _process_start(pid: int) -> str:
@@ -341,8 +347,13 @@ def _check_sqlite_store(db: Path) -> None:
     """One-line ConfigError unless ``db`` is an SQLite file with MLflow's schema version."""
     import sqlite3
 
+    # read-write (never creating): a writer killed mid-transaction leaves a hot journal that
+    # only a writable connection can roll back; a read-only one would call the store broken
+    mode = "rw" if os.access(db, os.W_OK) and os.access(db.parent, os.W_OK) else "ro"
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as c:
+        with contextlib.closing(
+            sqlite3.connect(f"file:{db}?mode={mode}", uri=True, timeout=30)
+        ) as c:
             version = c.execute("SELECT version_num FROM alembic_version").fetchone()
             c.execute("SELECT 1 FROM experiments LIMIT 1").fetchall()
     except sqlite3.Error as exc:

@@ -189,11 +189,9 @@ def _interrupt(d: Path, app: str, args: list[str], point: str, sig: int, sweep: 
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    from bandits.tracking import _pid_alive  # a zombie (an orphan nobody reaped) is dead
+
+    return _pid_alive(pid)
 
 
 def _integrity(db: Path) -> str:
