@@ -163,6 +163,10 @@ def evaluate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
         tracking.log_params(common.resolved_config(cfg))
         tracking.log_text(common.config_yaml(cfg), "config.yaml")
         metrics = log_evaluation(result)
+        if cfg.model.log and result.mode == "train" and result.fitted_policy is not None:
+            from bandits.tracking.policy_model import log_policy_model
+
+            log_policy_model(result.fitted_policy, registered_model_name=cfg.model.register or None)
         print("\n".join(result.lines(run_id)), file=sys.stderr)
     return metrics
 

@@ -68,6 +68,14 @@ def test_evaluate_learning_policy_trains_on_split_then_replays(tmp_path, log_dir
         int(runs["train"].data.params["log_rows"]) // 2
     )
     assert runs["replay"].data.metrics["replay.supported"] == 0.0
+    # the policy trained on the log is the run's MLflow model; replay trains nothing to keep
+    assert "policy_model.uri" not in runs["replay"].data.tags
+    from bandits.tracking.policy_model import load_policy_model
+
+    deployed = load_policy_model(runs["train"].data.tags["policy_model.uri"])
+    assert deployed.name == "linucb"
+    assert deployed.model_version == runs["train"].data.tags["policy_model.version"]
+    assert deployed.policy.n_updates_ == int(runs["train"].data.params["log_rows"]) // 2
 
 
 def test_deterministic_log_is_tagged_insufficient_with_a_bound(tmp_path):
