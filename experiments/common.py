@@ -344,7 +344,10 @@ def _interrupted() -> NoReturn:
         "error: interrupted — a run that had started is KILLED; rerun the same command to "
         "resume (what finished is skipped)",
         file=sys.stderr,
+        flush=True,
     )
+    if _watched:  # a joblib worker: end the process, or loky hands it the next job
+        os._exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_INTERRUPTED)
 
 
@@ -485,8 +488,12 @@ def _interrupt_in_one_line() -> None:
     import signal
     import threading
 
+    def stop(signum: int, frame: Any) -> None:
+        _watched.append(os.getpid())  # end at once: the launcher would wait for its workers
+        _interrupted()
+
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, lambda signum, frame: _interrupted())
+        signal.signal(signal.SIGINT, stop)
 
 
 @contextlib.contextmanager
