@@ -458,6 +458,12 @@ class MlflowSweepCallback(Callback):
             record = None
             joblib_cfg = joblib_args(config)
             if joblib_cfg is not None:
+                # after Ctrl-C ends the sweep at once (_interrupt_in_one_line), loky's resource
+                # tracker removes the semaphores left behind — and would warn about each
+                current = os.environ.get("PYTHONWARNINGS", "")
+                if _QUIET_TRACKER not in current:
+                    quiet = f"{current},{_QUIET_TRACKER}" if current else _QUIET_TRACKER
+                    os.environ["PYTHONWARNINGS"] = quiet
                 record = _in_workers(joblib_cfg, _start_parent, parent, warm_others=True)
             if record is None:
                 record = _start_parent(parent)
@@ -479,6 +485,9 @@ class MlflowSweepCallback(Callback):
                 status = _end_parent(record)
         MlflowSweepCallback.failed = status != "FINISHED"
         print(f"sweep parent run {record['run_id']}: {status}", file=sys.stderr)
+
+
+_QUIET_TRACKER = "ignore::UserWarning:joblib.externals.loky.backend.resource_tracker"
 
 
 def _interrupt_in_one_line() -> None:
