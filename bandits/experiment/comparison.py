@@ -106,9 +106,7 @@ def ladder_from_settings(ladder: Mapping[str, Mapping[str, Any] | None]) -> dict
     return policies
 
 
-def check_ladder(
-    policies: Mapping[str, Policy], baseline: str, focus: Sequence[str] = ()
-) -> None:
+def check_ladder(policies: Mapping[str, Policy], baseline: str, focus: Sequence[str] = ()) -> None:
     """ConfigError unless the ladder has at least two rungs, ``baseline`` is one and — when
     ``focus`` names any rungs — at least one of them is in the ladder (a focus rung left out
     of the ladder, e.g. by ``~ladder.vw``, is skipped; a focus made only of typos is not)."""
