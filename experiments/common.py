@@ -291,8 +291,21 @@ def run_job(cfg: DictConfig, job: Callable[[DictConfig, str | None], Any]) -> An
             sys.exit(EXIT_BUG)
         _record_failure(cfg, parent, f"{type(exc).__name__}: {exc}")
         return None
+    except BaseException as exc:  # SystemExit, GeneratorExit, … and Rust panics
+        if _panic_from_interrupt(exc):
+            _interrupted()
+        raise
     finally:
         stop_watching()
+
+
+def _panic_from_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C while polars (Rust) runs comes back as pyo3's ``PanicException`` — a
+    ``BaseException`` wrapping the KeyboardInterrupt — not as a KeyboardInterrupt."""
+    if type(exc).__name__ != "PanicException":
+        return False
+    signalled = getattr(sys.modules.get("bandits.tracking"), "_signalled", False)
+    return bool(signalled) or "KeyboardInterrupt" in str(exc)
 
 
 def _end_with_the_launcher(parent: dict[str, Any] | None) -> Callable[[], None]:

@@ -182,6 +182,35 @@ def test_ctrl_c_outside_a_run_is_one_line(store, capsys):
     assert "Traceback" not in err and _only_error_line(err).startswith("error: interrupted")
 
 
+def test_ctrl_c_inside_rust_code_is_an_interruption_not_a_bug(store, capsys):
+    """Ctrl-C while polars' Rust code runs can surface as pyo3's PanicException (a
+    BaseException, not an Exception) wrapping the KeyboardInterrupt — seen by the kill
+    matrix; stood in for here by an exception of that name and message."""
+
+    class PanicException(BaseException):
+        pass
+
+    def job(cfg, parent_run_id):
+        raise PanicException("python err: KeyboardInterrupt")
+
+    with pytest.raises(SystemExit) as exit_:
+        common.run_job(OmegaConf.create({}), job)
+    assert exit_.value.code == common.EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert _only_error_line(err).startswith("error: interrupted")
+
+
+def test_a_panic_that_is_no_interruption_is_not_swallowed(store):
+    class PanicException(BaseException):
+        pass
+
+    def job(cfg, parent_run_id):
+        raise PanicException("index out of bounds")
+
+    with pytest.raises(PanicException):
+        common.run_job(OmegaConf.create({}), job)
+
+
 # ---------------------------------------------------------------- real processes
 
 
