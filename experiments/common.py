@@ -181,6 +181,11 @@ def _primary_defaults(config_name: str) -> dict[str, Any]:
     return {str(k): v for k, v in raw.items()} if isinstance(raw, dict) else {}
 
 
+def primary_default(config_name: str, key: str) -> Any:
+    """The value of top-level ``key`` in ``configs/<config_name>.yaml`` (None if absent)."""
+    return _primary_defaults(config_name).get(key)
+
+
 def _walk(defaults: Any, prefix: str = "") -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
     for key, value in (defaults or {}).items():

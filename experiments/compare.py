@@ -62,7 +62,9 @@ def _ladder(cfg: DictConfig) -> dict[str, Any]:
     from bandits.experiment import check_ladder, ladder_from_settings
 
     policies = ladder_from_settings(common.resolved_config(cfg.ladder) if cfg.ladder else {})
-    check_ladder(policies, str(cfg.baseline), [str(f) for f in cfg.focus])
+    focus = [str(f) for f in cfg.focus]
+    default = common.primary_default("compare", "focus")
+    check_ladder(policies, str(cfg.baseline), focus if focus != default else ())
     return policies
 
 

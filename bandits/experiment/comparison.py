@@ -108,8 +108,8 @@ def ladder_from_settings(ladder: Mapping[str, Mapping[str, Any] | None]) -> dict
 
 def check_ladder(policies: Mapping[str, Policy], baseline: str, focus: Sequence[str] = ()) -> None:
     """ConfigError unless the ladder has at least two rungs, ``baseline`` is one and — when
-    ``focus`` names any rungs — at least one of them is in the ladder (a focus rung left out
-    of the ladder, e.g. by ``~ladder.vw``, is skipped; a focus made only of typos is not)."""
+    ``focus`` is given — at least one of its rungs is in the ladder (the apps pass a focus
+    the user set; the default focus of a ladder cut down with ``~ladder.vw`` is skipped)."""
     if len(policies) < 2:
         raise ConfigError("ladder needs at least two rungs (a baseline and a policy to compare)")
     if baseline not in policies:
@@ -147,7 +147,7 @@ def compare_policies(
     ``source.check`` left out, when the caller has already checked the ladder (the apps do,
     to fail before any run exists); otherwise it is checked here.
     """
-    check_ladder(policies, baseline, focus)
+    check_ladder(policies, baseline)
     settings = ComparisonSettings(
         baseline=str(baseline),
         alpha=float(alpha),

@@ -27,8 +27,9 @@ def _check(tmp_path, seed: int, **size) -> tuple[bool, bool]:
 
 
 def test_pilot_small(tmp_path):
-    """Two independent seeds, small audiences: both intervals cover the truth."""
-    results = [_check(tmp_path, seed) for seed in (11, 12)]
+    """One seed, a small audience: both intervals cover the truth (the coverage claim over
+    independent seeds is the slow test's; this one keeps the whole chain working)."""
+    results = [_check(tmp_path, 11)]
     assert all(cov for cov, _ in results), results
     assert all(rec for _, rec in results), results
 
