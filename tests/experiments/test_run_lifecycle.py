@@ -71,7 +71,9 @@ def _finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
     return proc.returncode, err
 
 
-LONG = ["rounds=400000", *SMALL]
+#: a run of tens of seconds even on a quiet machine (VW plays ~40k rounds/s; LinUCB could
+#: finish 400k rounds before the test's signal came)
+LONG = ["policy=vw", "rounds=400000", *SMALL]
 
 
 def test_kill_9_leaves_a_run_the_next_command_marks_killed(tmp_path):
