@@ -38,3 +38,24 @@ def mlflow_runs(tmp_path: Path, experiment: str):
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     return mlflow.search_runs(experiment_names=[experiment], output_format="list")
+
+
+def uniform_log_dir(
+    directory: Path, *, n_users: int, per_day: int, env_seed: int, rounds: int
+) -> Path:
+    """A uniform logger's decision log directory (log + catalog + feature schema) on a
+    synthetic audience: ``rounds`` decisions, environment seed ``env_seed``, policy seed 1."""
+    from bandits.data.io import write_log_dir
+    from bandits.policies import make_policy
+    from bandits.simulate import AudienceSettings, Environment, default_feature_schema, run_online
+
+    env = Environment(AudienceSettings(n_users=n_users, impressions_per_day=per_day), env_seed)
+    res = run_online(env, make_policy("uniform"), rounds, 1, eval_rounds=0)
+    d = directory / "decision_log"
+    write_log_dir(
+        d,
+        res.log.drop("user_key"),
+        env.catalog.to_frame(),
+        metadata={"features": default_feature_schema().to_dict()},
+    )
+    return d

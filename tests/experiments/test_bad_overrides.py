@@ -9,11 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from app_cli import run_app
-
-from bandits.data.io import write_log_dir
-from bandits.policies import make_policy
-from bandits.simulate import AudienceSettings, Environment, default_feature_schema, run_online
+from app_cli import run_app, uniform_log_dir
 
 LOG = "<log>"  # replaced by the fixture's decision log
 
@@ -62,16 +58,9 @@ CASES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
 
 @pytest.fixture(scope="module")
 def log_dir(tmp_path_factory) -> Path:
-    env = Environment(AudienceSettings(n_users=1000, impressions_per_day=500), 5)
-    res = run_online(env, make_policy("uniform"), 1500, 1, eval_rounds=0)
-    d = tmp_path_factory.mktemp("logs") / "decision_log"
-    write_log_dir(
-        d,
-        res.log.drop("user_key"),
-        env.catalog.to_frame(),
-        metadata={"features": default_feature_schema().to_dict()},
+    return uniform_log_dir(
+        tmp_path_factory.mktemp("logs"), n_users=1000, per_day=500, env_seed=5, rounds=1500
     )
-    return d
 
 
 def _store_runs(db: Path) -> int:

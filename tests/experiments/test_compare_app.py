@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from app_cli import mlflow_runs, run_app
+from app_cli import mlflow_runs, run_app, uniform_log_dir
 
 from bandits.data.io import write_log_dir
-from bandits.policies import make_policy
-from bandits.simulate import AudienceSettings, Environment, default_feature_schema, run_online
 
 
 def _cli(tmp_path: Path, *args: str):
@@ -157,16 +155,9 @@ def test_sweep_over_scenarios_with_a_failing_job(tmp_path):
 
 @pytest.fixture(scope="module")
 def log_dir(tmp_path_factory) -> Path:
-    env = Environment(AudienceSettings(n_users=4000, impressions_per_day=2000), 5)
-    res = run_online(env, make_policy("uniform"), 12_000, 1, eval_rounds=0)
-    d = tmp_path_factory.mktemp("logs") / "decision_log"
-    write_log_dir(
-        d,
-        res.log.drop("user_key"),
-        env.catalog.to_frame(),
-        metadata={"features": default_feature_schema().to_dict()},
+    return uniform_log_dir(
+        tmp_path_factory.mktemp("logs"), n_users=4000, per_day=2000, env_seed=5, rounds=12_000
     )
-    return d
 
 
 def test_comparison_on_logs(tmp_path, log_dir):

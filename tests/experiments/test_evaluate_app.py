@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from app_cli import mlflow_runs, run_app
+from app_cli import mlflow_runs, run_app, uniform_log_dir
 
 from bandits.data.io import write_log_dir
 from bandits.policies import make_policy
@@ -24,16 +24,9 @@ def _runs(tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def log_dir(tmp_path_factory) -> Path:
-    env = Environment(AudienceSettings(n_users=3000, impressions_per_day=1000), 3)
-    res = run_online(env, make_policy("uniform"), 4000, 1, eval_rounds=0)
-    d = tmp_path_factory.mktemp("logs") / "decision_log"
-    write_log_dir(
-        d,
-        res.log.drop("user_key"),
-        env.catalog.to_frame(),
-        metadata={"features": default_feature_schema().to_dict()},
+    return uniform_log_dir(
+        tmp_path_factory.mktemp("logs"), n_users=3000, per_day=1000, env_seed=3, rounds=4000
     )
-    return d
 
 
 def test_evaluate_fixed_policy_logs_estimates_inputs_and_plot(tmp_path, log_dir):
