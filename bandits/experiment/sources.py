@@ -65,7 +65,9 @@ class SimulatedSource:
 
     ``reuse``: replications already computed (index → :class:`Replication`, e.g. read back
     from finished runs), not run again; ``on_replication`` is called with each new
-    replication as it finishes (in completion order)."""
+    replication as it finishes (in completion order). ``bundle_dir``: replication 0's
+    learning policies, as they ended the run, are saved there as deployable bundles
+    ``<bundle_dir>/<label>`` (what the compare app logs as MLflow models)."""
 
     audience: AudienceSettings
     rounds: int = 20_000
@@ -76,6 +78,7 @@ class SimulatedSource:
     n_jobs: int = 1
     reuse: Mapping[int, Replication] = field(default_factory=dict)
     on_replication: Callable[[Replication], None] | None = None
+    bundle_dir: str | None = None
     kind: str = "simulate"
 
     def __post_init__(self) -> None:
@@ -144,6 +147,7 @@ class SimulatedSource:
             n_blocks=self.n_blocks,
             n_jobs=self.n_jobs,
             on_done=self.on_replication,
+            bundle_dir=self.bundle_dir,
         )
         reps = sorted(
             [*fresh, *(self.reuse[i] for i in range(self.replications) if i in self.reuse)],

@@ -33,6 +33,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -272,15 +273,26 @@ def run_replication(
     *,
     eval_rounds: int = 5000,
     n_blocks: int = 50,
+    bundle_dir: str | None = None,
 ) -> Replication:
     """Replication ``index`` of the ladder (label → policy; copies are run, the given
     policies are left unbound): a fresh audience realisation shared by every rung, each rung
-    with its own policy seed (:func:`replication_seeds`), summarised by :func:`summarise`."""
+    with its own policy seed (:func:`replication_seeds`), summarised by :func:`summarise`.
+
+    ``bundle_dir``: each learning rung's policy, as it ended the run, is also saved there as
+    a deployable bundle ``<bundle_dir>/<label>`` (:func:`bandits.deploy.save_bundle`)."""
     t0 = time.perf_counter()
     env_ss, own = replication_seeds(seed, index, policies)
     fresh = {label: unbound(p) for label, p in policies.items()}
     results = run_ladder(settings, fresh, rounds, env_ss, eval_rounds=eval_rounds, policy_seeds=own)
-    return summarise(results, index, n_blocks=n_blocks, seconds=time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    if bundle_dir is not None:
+        from bandits.deploy.bundle import save_bundle
+
+        for label, policy in fresh.items():
+            if policy.learns:
+                save_bundle(Path(bundle_dir) / label, policy)
+    return summarise(results, index, n_blocks=n_blocks, seconds=seconds)
 
 
 def run_replications(
@@ -294,12 +306,16 @@ def run_replications(
     n_blocks: int = 50,
     n_jobs: int = 1,
     on_done: Callable[[Replication], None] | None = None,
+    bundle_dir: str | None = None,
 ) -> list[Replication]:
     """Run the replications ``indices`` (see :func:`run_replication`), in ``n_jobs``
-    joblib (loky) worker processes when ``n_jobs != 1`` (``-1``: one per core), and return
+    joblib (loky) worker processes when ``n_jobs != 1`` (``-1``: one per core) — or, when
+    this process is connected to Ray (:func:`bandits.cluster.connect`, ``compare
+    engine=ray``), as one Ray task each (Ray's CPUs bound how many run at once) — and return
     them sorted by index. ``on_done`` is called in this process with each replication as it
     finishes (in completion order). Which worker runs what does not change any number: each
-    replication depends only on its own seed."""
+    replication depends only on its own seed. ``bundle_dir``: replication 0's learning
+    policies are saved there as bundles (see :func:`run_replication`)."""
     todo = [int(i) for i in indices]
     done: list[Replication] = []
 
@@ -312,21 +328,59 @@ def run_replications(
         for i in todo:
             collect(
                 run_replication(
-                    settings, policies, rounds, seed, i, eval_rounds=eval_rounds, n_blocks=n_blocks
+                    settings,
+                    policies,
+                    rounds,
+                    seed,
+                    i,
+                    eval_rounds=eval_rounds,
+                    n_blocks=n_blocks,
+                    bundle_dir=bundle_dir if i == 0 else None,
                 )
             )
+    elif _ray_active():  # compare engine=ray: the same calls as Ray tasks, same numbers
+        from bandits.cluster import map_unordered
+
+        calls = (
+            (
+                (rounds, seed, i),
+                {
+                    "eval_rounds": eval_rounds,
+                    "n_blocks": n_blocks,
+                    "bundle_dir": bundle_dir if i == 0 else None,
+                },
+            )
+            for i in todo
+        )
+        for rep in map_unordered(run_replication, calls, shared=(settings, dict(policies))):
+            collect(rep)
     else:
         from joblib import Parallel, delayed
 
         tasks = (
             delayed(run_replication)(
-                settings, policies, rounds, seed, i, eval_rounds=eval_rounds, n_blocks=n_blocks
+                settings,
+                policies,
+                rounds,
+                seed,
+                i,
+                eval_rounds=eval_rounds,
+                n_blocks=n_blocks,
+                bundle_dir=bundle_dir if i == 0 else None,
             )
             for i in todo
         )
         for rep in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks):
             collect(rep)
     return sorted(done, key=lambda r: r.index)
+
+
+def _ray_active() -> bool:
+    """Whether this process connected to Ray (:func:`bandits.cluster.active`)."""
+    import sys
+
+    cluster = sys.modules.get("bandits.cluster")
+    return cluster is not None and bool(cluster.active())
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -320,9 +321,10 @@ def ensure_sqlite_store(db: Path) -> None:
         if db.is_file() and db.stat().st_size > 0:  # built by the command we waited for
             _check_sqlite_store(db)
             return
+        # a dead builder's file and SQLite's side files (``…init-<pid>-journal``, ``-wal``)
         for stale in db.parent.glob(f".{db.name}.init-*"):
-            pid = stale.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and not _pid_alive(int(pid)):
+            owner = re.match(rf"\.{re.escape(db.name)}\.init-(\d+)", stale.name)
+            if owner and not _pid_alive(int(owner.group(1))):
                 stale.unlink(missing_ok=True)
         tmp = db.with_name(f".{db.name}.init-{os.getpid()}")
         tmp.unlink(missing_ok=True)
@@ -432,6 +434,21 @@ def reap_dead_runs(notice: Callable[[str], None] | None = None) -> list[str]:
 
 
 _TEMP_PREFIX = "bandits-artifact-"
+
+
+def temp_dir() -> Path:
+    """A new folder ``$TMPDIR/bandits-artifact-<pid>-*`` for files on their way into a run;
+    the caller removes it, and the next command removes one whose process died."""
+    return Path(tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-"))
+
+
+def on_run_end(fn: Callable[[], None]) -> None:
+    """Call ``fn`` when the active run's block (:func:`run`) ends, however it ends (now,
+    outside any run)."""
+    if _cleanups:
+        _cleanups[-1].append(fn)
+    else:
+        fn()
 
 
 def _remove_stale_temp_dirs() -> None:
@@ -729,9 +746,14 @@ def finished_runs(
     return [(r.info.run_id, dict(r.data.tags)) for r in runs]
 
 
+def run_tags(run_id: str) -> dict[str, str]:
+    """The tags of run ``run_id``."""
+    return dict(MlflowClient().get_run(run_id).data.tags)
+
+
 def load_dict(run_id: str, artifact_file: str) -> dict[str, Any]:
     """A JSON artifact of a run (written by :func:`log_dict`) read back."""
-    tmp = Path(tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-"))
+    tmp = temp_dir()
     try:
         path = mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path=artifact_file, dst_path=str(tmp)
@@ -801,7 +823,7 @@ def log_metric_series(frame: pl.DataFrame, step_column: str = "step") -> None:
 
 def _upload(run_id: str, write: Callable[[Path], None], artifact_file: str) -> None:
     """``write(path)`` into a fresh temp dir, upload it as ``artifact_file``, clean up."""
-    tmp = Path(tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-"))
+    tmp = temp_dir()
     try:
         path = tmp / Path(artifact_file).name
         write(path)
@@ -870,7 +892,7 @@ class ParquetArtifact:
 
         self.run_id = _active_run_id()
         self.artifact_file = artifact_file
-        self._tmp = Path(tempfile.mkdtemp(prefix="bandits-artifact-"))
+        self._tmp = temp_dir()
         self._appender = ParquetAppender(self._tmp / Path(artifact_file).name, row_group_rows)
         if _cleanups:  # whatever happens, the temp dir goes when the run block ends
             _cleanups[-1].append(self.abort)

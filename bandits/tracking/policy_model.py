@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
@@ -220,19 +221,38 @@ def log_policy_model(
     (``with bandits.tracking.run(...)``); with ``registered_model_name``, also register it
     as a new version of that model. Returns ``(model URI, what was saved)``; the run gets
     tags ``policy_model.uri`` and ``policy_model.version`` (the model version)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        save_bundle(Path(tmp) / ARTIFACT, policy, extra_columns=extra_columns)
+        return log_bundle_model(
+            Path(tmp) / ARTIFACT, name=name, registered_model_name=registered_model_name
+        )
+
+
+def log_bundle_model(
+    bundle: str | os.PathLike[str],
+    *,
+    name: str = "policy",
+    registered_model_name: str | None = None,
+    tag_prefix: str = "policy_model",
+) -> tuple[str, DeployedPolicy]:
+    """Log the bundle folder ``bundle`` (:func:`bandits.deploy.save_bundle`) as an MLflow
+    model named ``name`` in the active run, as :func:`log_policy_model` does; the run gets
+    tags ``<tag_prefix>.uri`` and ``<tag_prefix>.version``."""
     from bandits import tracking
 
+    deployed = load_bundle(bundle)
     tracking.flush()  # queued background writes first: the model is logged synchronously
     with tempfile.TemporaryDirectory() as tmp, _quiet():
-        deployed = save_bundle(Path(tmp) / ARTIFACT, policy, extra_columns=extra_columns)
+        if Path(bundle).name != ARTIFACT:  # MLflow keeps the folder's own name
+            bundle = shutil.copytree(bundle, Path(tmp) / ARTIFACT)
         info = mlflow.pyfunc.log_model(
             name=name,
-            artifacts={ARTIFACT: str(Path(tmp) / ARTIFACT)},
+            artifacts={ARTIFACT: os.fspath(bundle)},
             registered_model_name=registered_model_name,
             **_model_kwargs(deployed, tmp),
         )
     mlflow.set_tags(
-        {"policy_model.uri": info.model_uri, "policy_model.version": deployed.model_version}
+        {f"{tag_prefix}.uri": info.model_uri, f"{tag_prefix}.version": deployed.model_version}
     )
     return info.model_uri, deployed
 

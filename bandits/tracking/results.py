@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 #: each replication's summary, an artifact of its child run (what resume reads back)
 REPLICATION_FILE = "replication.json"
+#: ``<prefix>.<rung>.uri``: the MLflow model of a learning rung as replication 0 ended it
+POLICY_MODEL_TAG = "policy_model"
 
 #: the fields of a comparison logged as ``<rung>.<field>`` metrics
 COMPARISON_METRICS = (
@@ -73,11 +75,17 @@ def log_replication(
     key: str,
     seed: int,
     resumed_from: str | None = None,
-) -> None:
+    bundles: Path | None = None,
+) -> dict[str, str]:
     """One replication as a child run of the comparison: its seed, per-rung exact value,
     realised reward and unsubscribes as metrics, its summary as ``replication.json``
     (tags ``run_kind=compare_replication``, ``replication``, ``replication_key``;
-    ``resumed_from`` when it was reused from an earlier run)."""
+    ``resumed_from`` when it was reused from an earlier run).
+
+    ``bundles``: a folder of policy bundles (``<label>/``, see
+    :func:`bandits.simulate.replications.run_replication`), each logged as the MLflow model
+    ``<label>`` of this run. Returns the tags ``policy_model.<label>.uri`` / ``.version``
+    it set (empty without ``bundles``)."""
     tags = {
         "run_kind": "compare_replication",
         "replication": str(rep.index),
@@ -102,6 +110,14 @@ def log_replication(
             )
         tracking.log_metrics(metrics)
         tracking.log_dict(rep.to_dict(), REPLICATION_FILE)
+        models: dict[str, str] = {}
+        for bundle in sorted(p for p in (bundles.iterdir() if bundles else ()) if p.is_dir()):
+            from bandits.tracking.policy_model import log_bundle_model
+
+            prefix = f"{POLICY_MODEL_TAG}.{bundle.name}"
+            uri, deployed = log_bundle_model(bundle, name=bundle.name, tag_prefix=prefix)
+            models.update({f"{prefix}.uri": uri, f"{prefix}.version": deployed.model_version})
+    return models
 
 
 def reusable_replications(
@@ -146,21 +162,44 @@ def with_replication_runs(
     it finishes (then ``on_done`` is called with it). Tags the parent with
     ``replications`` and ``replication_key``."""
     import dataclasses
+    import shutil
 
     wanted = range(source.replications)
     reused = reusable_replications(experiment, key, wanted) if resume else {}
     tracking.log_tags({"replications": str(source.replications), "replication_key": key})
-    where = {"experiment": experiment, "parent_run_id": parent_run_id, "key": key}
+    where: dict[str, Any] = {"experiment": experiment, "parent_run_id": parent_run_id, "key": key}
     for _, (run_id, rep) in sorted(reused.items()):
         log_replication(rep, **where, seed=source.seed, resumed_from=run_id)
+    if 0 in reused:  # its models were logged by the run that computed it
+        tracking.log_tags(
+            {
+                k: v
+                for k, v in tracking.run_tags(reused[0][0]).items()
+                if k.startswith(f"{POLICY_MODEL_TAG}.")
+            }
+        )
+    bundles = tracking.temp_dir() if 0 not in reused else None
+    if bundles is not None:  # removed once logged, or when the comparison's run ends
+        tracking.on_run_end(lambda: shutil.rmtree(bundles, ignore_errors=True))
 
     def done(rep: Replication) -> None:
-        log_replication(rep, **where, seed=source.seed)
+        mine = bundles if rep.index == 0 else None
+        try:
+            models = log_replication(rep, **where, seed=source.seed, bundles=mine)
+        finally:
+            if mine is not None:
+                shutil.rmtree(mine, ignore_errors=True)
+        tracking.log_tags(models)  # on the comparison's run: where each rung's model is
         if on_done is not None:
             on_done(rep)
 
     reuse = {i: rep for i, (_, rep) in reused.items()}
-    return dataclasses.replace(source, reuse=reuse, on_replication=done)
+    return dataclasses.replace(
+        source,
+        reuse=reuse,
+        on_replication=done,
+        bundle_dir=str(bundles) if bundles is not None else None,
+    )
 
 
 def _log_rungs(result: ComparisonResult, experiment: str, parent_run_id: str) -> None:
@@ -259,12 +298,21 @@ def report_lines(run_id: str, experiment: str) -> list[str]:
     127.0.0.1)."""
     import mlflow
 
-    return [
+    lines = [
         "",
         f"Report: {tracking.artifact_uri(run_id, 'report.html')}",
         f"MLflow UI: mlflow ui --backend-store-uri {mlflow.get_tracking_uri()} --host 127.0.0.1"
         f"  (experiment '{experiment}', run {run_id})",
     ]
+    models = {
+        k[len(POLICY_MODEL_TAG) + 1 : -len(".uri")]: v
+        for k, v in sorted(tracking.run_tags(run_id).items())
+        if k.startswith(f"{POLICY_MODEL_TAG}.") and k.endswith(".uri")
+    }
+    if models:
+        lines.append("Learned policies as replication 0 ended them (experiments.decide model=…):")
+        lines += [f"  {label}: {uri}" for label, uri in models.items()]
+    return lines
 
 
 # ----- simulation -----------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -241,7 +242,10 @@ def _check_case(d: Path, app: str, experiment: str, args, configs, point, sig) -
         assert not after.exists or _integrity(db) == "ok"
         # a half-built store file is left only by a process that could not clean up (killed:
         # kill -9, or a joblib worker ended by its launcher); the rerun removes it (below)
-        assert all(not _alive(int(f.name.rsplit("-", 1)[1])) for f in d.glob(".mlflow.db.init-*"))
+        builders = [
+            re.match(r"\.mlflow\.db\.init-(\d+)", f.name) for f in d.glob(".mlflow.db.init-*")
+        ]
+        assert all(b and not _alive(int(b.group(1))) for b in builders), builders
     left_running = [r for r, (s, _) in after.runs.items() if s == "RUNNING"]
     if sig == signal.SIGINT:
         first = (d / "first.err").read_text()
