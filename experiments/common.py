@@ -69,7 +69,14 @@ def resolved_config(cfg: DictConfig) -> dict[str, Any]:
 
 
 #: Settings that never change an app's numbers (left out of :func:`config_digest`).
-NON_RESULT_KEYS: tuple[str, ...] = ("tracking", "resume", "progress", "decision_logs", "n_jobs")
+NON_RESULT_KEYS: tuple[str, ...] = (
+    "tracking",
+    "resume",
+    "progress",
+    "decision_logs",
+    "n_jobs",
+    "cluster",  # where Ray runs (engine=ray): never the numbers
+)
 
 
 def config_digest(cfg: DictConfig, data_fingerprint: str | None = None) -> str:
@@ -168,6 +175,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "interval": ("bounded", "analytic", "bootstrap"),
     "mode": ("auto", "fixed", "train", "replay"),
     "source": ("simulate", "logs"),
+    "engine": ("local", "ray"),
 }
 #: Config nodes checked by their own builders (policies, the audience, the ladder, …).
 _OWN_CHECKS = ("policy", "audience", "ladder", "columns", "tracking", "hydra", "experiment")
@@ -266,6 +274,11 @@ def run_job(cfg: DictConfig, job: Callable[[DictConfig, str | None], Any]) -> An
         name = _config_name()
         if name:
             check_config(cfg, name)
+        if cfg.get("engine") == "ray":  # evaluate / compare: the job's work as Ray tasks
+            from bandits import cluster
+
+            where = cfg.get("cluster") or {}
+            cluster.use(where.get("address"), num_cpus=where.get("num_cpus"))
         return job(cfg, parent["run_id"] if parent else None)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -473,6 +486,10 @@ class MlflowSweepCallback(Callback):
             else None,
         }
         with _sweep_errors_in_one_line():
+            if "bandits_ray_launcher" in str(config.hydra.launcher.get("_target_", "")):
+                from hydra_plugins.bandits_ray_launcher import ray_launcher
+
+                ray_launcher.before_sweep(config)  # Ray up; a store its nodes can reach
             record = None
             joblib_cfg = joblib_args(config)
             if joblib_cfg is not None:

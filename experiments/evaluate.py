@@ -101,6 +101,22 @@ def validate(cfg: DictConfig) -> tuple[Any, Any, str, list[Any]]:
     )
     if not estimators and mode != "replay":
         raise ConfigError("estimators is empty: name at least one (e.g. [ips, dr])")
+    if cfg.get("engine") == "ray":
+        from bandits.experiment.distributed import plan_partitions
+
+        if mode != "fixed":
+            raise ConfigError(
+                f"engine=ray evaluates a fixed policy on a partitioned log; mode={mode} "
+                "needs the whole log in one process (engine=local)"
+            )
+        plan = plan_partitions(
+            str(input_path(cfg.logs, "logs")),
+            input_path(cfg.catalog, "catalog"),
+            batch_rows=int(cfg.stream.batch_rows),
+            target_columns=policy.target_columns,
+            **common.log_options(cfg),
+        )
+        return plan, policy, mode, estimators
     if cfg.stream.enabled:
         if mode != "fixed":
             raise ConfigError(
@@ -129,7 +145,15 @@ def evaluate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
     done = common.already_finished(cfg, digest, parent_run_id)
     if done:
         return {"skipped": done}  # type: ignore[dict-item]
-    if cfg.stream.enabled:
+    partitions: list[Any] = []
+    if cfg.get("engine") == "ray":
+        from bandits.experiment.distributed import evaluate_partitions, partition_lines
+
+        result, partitions = evaluate_partitions(
+            data, policy, estimators=estimators, **_settings(cfg)
+        )
+        print("\n".join(partition_lines(partitions)), file=sys.stderr)
+    elif cfg.stream.enabled:
         result = evaluate_log_stream(data, policy, estimators=estimators, **_settings(cfg))
     else:
         result = evaluate_log(
@@ -155,6 +179,7 @@ def evaluate_job(cfg: DictConfig, parent_run_id: str | None) -> dict[str, float]
             "run_kind": "evaluate",
             "policy": policy.name,
             "mode": "fixed-stream" if result.streamed else result.mode,
+            "engine": str(cfg.get("engine") or "local"),
             "seed": str(cfg.seed),
             "data_fingerprint": fingerprint,
             "config_hash": digest,

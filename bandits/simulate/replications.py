@@ -310,7 +310,7 @@ def run_replications(
 ) -> list[Replication]:
     """Run the replications ``indices`` (see :func:`run_replication`), in ``n_jobs``
     joblib (loky) worker processes when ``n_jobs != 1`` (``-1``: one per core) — or, when
-    this process is connected to Ray (:func:`bandits.cluster.connect`, ``compare
+    this process chose Ray (:func:`bandits.cluster.use`, ``compare
     engine=ray``), as one Ray task each (Ray's CPUs bound how many run at once) — and return
     them sorted by index. ``on_done`` is called in this process with each replication as it
     finishes (in completion order). Which worker runs what does not change any number: each
@@ -376,7 +376,7 @@ def run_replications(
 
 
 def _ray_active() -> bool:
-    """Whether this process connected to Ray (:func:`bandits.cluster.active`)."""
+    """Whether this process chose Ray as its engine (:func:`bandits.cluster.active`)."""
     import sys
 
     cluster = sys.modules.get("bandits.cluster")
