@@ -545,15 +545,8 @@ def run(
         all_tags.update(tags)
     if parent_run_id:
         all_tags[TAG_PARENT] = parent_run_id
-    active = mlflow.start_run(
-        experiment_id=exp_id, run_name=run_name, tags=all_tags, nested=bool(parent_run_id)
-    )
-    run_id = active.info.run_id
-    global last_run_id
-    last_run_id = run_id
-    _workers.append(_Worker(run_id) if background else None)
     cleanups: list[Callable[[], None]] = []
-    _cleanups.append(cleanups)
+    worker_added = False
 
     def stop_worker(cancel: bool) -> BaseException | None:
         current = _workers.pop()  # flush() may have replaced the worker object
@@ -564,14 +557,32 @@ def run(
         return error
 
     restore = _catch_termination()
+    run_id = None
     try:
+        # a signal while the run is being created is held until it exists and the block is
+        # set up, so a Ctrl-C then too ends it KILLED (not RUNNING for ever)
+        with _signals_held():
+            active = mlflow.start_run(
+                experiment_id=exp_id, run_name=run_name, tags=all_tags, nested=bool(parent_run_id)
+            )
+            run_id = active.info.run_id
+            global last_run_id
+            last_run_id = run_id
+            _workers.append(_Worker(run_id) if background else None)
+            _cleanups.append(cleanups)
+            worker_added = True
         yield run_id
     except BaseException as exc:
-        stop_worker(cancel=True)
-        # Ctrl-C inside compiled code can surface as another error (numba: SystemError);
-        # what ended the run is the signal
-        killed = isinstance(exc, KeyboardInterrupt) or _signalled
-        mlflow.end_run(status="KILLED" if killed else "FAILED")
+        if worker_added:
+            stop_worker(cancel=True)
+        if run_id is not None:
+            # Ctrl-C inside compiled code can surface as another error (numba: SystemError);
+            # what ended the run is the signal
+            killed = isinstance(exc, KeyboardInterrupt) or _signalled
+            mlflow.end_run(status="KILLED" if killed else "FAILED")
+        if isinstance(exc, KeyboardInterrupt):
+            global _interrupt_arrived
+            _interrupt_arrived = True
         raise
     finally:
         restore()
@@ -584,6 +595,29 @@ def run(
 
 #: set when SIGINT or SIGTERM arrived during a run (so the run ends KILLED, not FAILED)
 _signalled = False
+#: > 0 while a run is being created (:func:`_signals_held`); a signal then waits in _held
+_holding = 0
+_held: list[int] = []
+#: set once a signal's KeyboardInterrupt has reached a run's block (it was not swallowed)
+_interrupt_arrived = False
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT / SIGTERM (caught by :func:`_catch_termination`) for the block: a
+    signal that comes meanwhile raises its KeyboardInterrupt when the block ends."""
+    global _holding
+    _holding += 1
+    try:
+        yield
+    finally:
+        _holding -= 1
+    if not _holding and _held:
+        import signal
+
+        signum = _held.pop()
+        _held.clear()
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
 def _catch_termination() -> Callable[[], None]:
@@ -594,25 +628,51 @@ def _catch_termination() -> Callable[[], None]:
     import signal
     import threading
 
-    global _signalled
+    global _signalled, _interrupt_arrived
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    _signalled = False
+    _signalled = _interrupt_arrived = False
 
     def on_signal(signum: int, frame: Any) -> None:
         global _signalled
         _signalled = True
+        if _holding:
+            _held.append(signum)
+            return
         raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     for sig in previous:
         signal.signal(sig, on_signal)
+    previous_hook = sys.unraisablehook
+
+    def swallowed(unraisable: Any) -> None:
+        """The KeyboardInterrupt of a signal that came while a C extension called back into
+        Python (polars, numba) is swallowed there ("Exception ignored in …"): deliver the
+        signal again a moment later, outside that callback, instead of printing it."""
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and _signalled:
+            threading.Timer(0.05, _deliver_again, (os.getpid(),)).start()
+            return
+        previous_hook(unraisable)
+
+    sys.unraisablehook = swallowed
 
     def restore() -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        sys.unraisablehook = previous_hook
 
     return restore
+
+
+def _deliver_again(pid: int) -> None:
+    """SIGINT to this process again if a run's handler (``on_signal``) is still installed
+    and no signal's KeyboardInterrupt has reached a run yet."""
+    import signal
+
+    handler = signal.getsignal(signal.SIGINT)
+    if not _interrupt_arrived and getattr(handler, "__name__", "") == "on_signal":
+        os.kill(pid, signal.SIGINT)
 
 
 def start_parent(

@@ -134,3 +134,58 @@ def test_a_synchronous_child_inside_a_background_parent_logs_to_itself(store):
 def test_logging_outside_a_run_is_a_clear_error(store):
     with pytest.raises(RuntimeError, match="no active MLflow run"):
         tracking.log_metrics({"x": 1.0})
+
+
+def test_a_signal_while_the_run_is_created_ends_it_killed(store, monkeypatch):
+    """Ctrl-C that arrives inside ``mlflow.start_run`` (the run exists, the block has not
+    begun) is held until the block is set up, then ends the run KILLED."""
+    import os
+    import signal
+
+    real = mlflow.start_run
+
+    def start_then_ctrl_c(*args, **kwargs):
+        active = real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # handled at the next bytecode: still in here
+        return active
+
+    monkeypatch.setattr(mlflow, "start_run", start_then_ctrl_c)
+    body_ran = []
+    with pytest.raises(KeyboardInterrupt):
+        with tracking.run("t", "r"):
+            body_ran.append(True)
+    (run,) = mlflow.search_runs(experiment_names=["t"], output_format="list")
+    assert run.info.status == "KILLED"
+    assert not body_ran  # the interrupt came before the block
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_an_interrupt_swallowed_by_a_callback_is_delivered_again(store, capsys):
+    """A KeyboardInterrupt raised inside a C extension's callback is swallowed there (the
+    unraisable hook); the run's handler delivers the signal again, so the run still ends
+    KILLED, and nothing is printed."""
+    import signal
+    import sys
+    import time
+    import types
+
+    hook = sys.unraisablehook
+    with pytest.raises(KeyboardInterrupt):
+        with tracking.run("t", "r") as run_id:
+            tracking._signalled = True  # as on_signal sets it before raising
+            sys.unraisablehook(
+                types.SimpleNamespace(
+                    exc_type=KeyboardInterrupt,
+                    exc_value=KeyboardInterrupt("signal SIGINT"),
+                    exc_traceback=None,
+                    err_msg="Exception ignored in",
+                    object=None,
+                )
+            )
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+    assert mlflow.MlflowClient().get_run(run_id).info.status == "KILLED"
+    assert "Traceback" not in capsys.readouterr().err
+    assert sys.unraisablehook is hook  # restored
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
