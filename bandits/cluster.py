@@ -177,7 +177,8 @@ def remote_nodes() -> list[str]:
 
 def is_server_uri(uri: str) -> bool:
     """Whether MLflow tracking URI ``uri`` names a server other machines can reach."""
-    return urlparse(uri).scheme.split("+", 1)[0] in SERVER_SCHEMES
+    scheme = urlparse(uri).scheme.split("+", 1)[0] or uri.split("://", 1)[0]
+    return scheme in SERVER_SCHEMES  # ("databricks" alone: the workspace's own server)
 
 
 def check_tracking_for_cluster(uri: str, remote: Sequence[str]) -> None:

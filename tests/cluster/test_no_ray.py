@@ -1,0 +1,67 @@
+"""Without Ray (no ``cluster`` extra): every way in is one line naming the extra; the
+tracking-store rule for clusters. Runs in the default suite (Ray is never imported)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from ray_cli import run_app
+
+from bandits import cluster
+from bandits.errors import ConfigError
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+
+
+def test_require_ray_names_the_extra(no_ray):
+    with pytest.raises(ConfigError, match=r"pip install -e '\.\[cluster\]'"):
+        cluster.require_ray()
+    with pytest.raises(ConfigError, match="install the cluster extra"):
+        cluster.use()
+    assert not cluster.active()
+
+
+@pytest.mark.parametrize(
+    ("app", "args"),
+    [
+        ("evaluate", ["logs=nowhere", "engine=ray"]),
+        ("compare", ["engine=ray", "replications=2"]),
+        ("simulate", ["-m", "hydra/launcher=ray", "seed=1,2"]),
+    ],
+)
+def test_apps_without_ray_are_one_line(tmp_path, app, args):
+    blocker = tmp_path / "block"
+    (blocker / "ray").mkdir(parents=True)
+    (blocker / "ray" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'ray'\", name='ray')\n"
+    )
+    proc = run_app(app, tmp_path, *args, env={"PYTHONPATH": str(blocker)}, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "install the cluster extra: pip install -e '.[cluster]'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("uri", "remote", "ok"),
+    [
+        ("sqlite:////tmp/mlflow.db", [], True),  # local runtime: this machine's store is fine
+        ("sqlite:////tmp/mlflow.db", ["10.0.0.7"], False),
+        ("/tmp/mlruns", ["10.0.0.7"], False),
+        ("file:///tmp/mlruns", ["10.0.0.7"], False),
+        ("http://10.0.0.1:5000", ["10.0.0.7"], True),
+        ("https://mlflow.example.com", ["10.0.0.7", "10.0.0.8"], True),
+        ("databricks", ["10.0.0.7"], True),
+    ],
+)
+def test_a_cluster_with_other_machines_needs_a_tracking_server(uri, remote, ok):
+    if ok:
+        cluster.check_tracking_for_cluster(uri, remote)
+        return
+    with pytest.raises(ConfigError) as err:
+        cluster.check_tracking_for_cluster(uri, remote)
+    text = str(err.value)
+    assert "\n" not in text and "10.0.0.7" in text and "mlflow server" in text
