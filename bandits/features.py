@@ -7,6 +7,7 @@ log read months later, and across partitions of a log. Schemas serialise to plai
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,17 +86,39 @@ class FeatureSchema:
                 f"are missing (present: {', '.join(frame.columns)})"
             )
         n = frame.height
+        codes = np.empty((n, len(self.categorical)), dtype=np.int64, order="F")
+        for j, cat in enumerate(self.categorical):
+            codes[:, j] = _category_codes(frame, cat)
+        values = np.empty((n, len(self.numeric)), dtype=np.float64, order="F")
+        for j, num in enumerate(self.numeric):
+            values[:, j] = _numeric(frame, num.name)
+        return self.design(codes, values)
+
+    def design(self, codes: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """``X (n, dim)`` from checked inputs: ``codes (n, C)`` the level index of each
+        categorical column (in :attr:`categorical` order) and ``values (n, M)`` the finite
+        raw numeric columns (in :attr:`numeric` order). Row ``i``:
+        ``[1 | one_hot(codes[i, c]) for each c | ((log1p(v) if log else v) - center) / scale]``.
+        What :meth:`transform` computes from a frame; a caller that already holds the codes
+        (the HTTP service's one-row requests) calls it directly."""
+        n = codes.shape[0]
         X = np.zeros((n, self.dim), dtype=np.float64)
         if self.intercept:
             X[:, 0] = 1.0
         rows = np.arange(n)
-        for cat, off in zip(self.categorical, self._offsets, strict=True):
-            X[rows, off + _category_codes(frame, cat)] = 1.0
+        for j, off in enumerate(self._offsets):
+            X[rows, off + codes[:, j]] = 1.0
         base = self.dim - len(self.numeric)
         for j, num in enumerate(self.numeric):
-            x = _numeric(frame, num.name)
+            x = values[:, j]
             X[:, base + j] = ((np.log1p(x) if num.log else x) - num.center) / num.scale
         return X
+
+    @functools.cached_property
+    def level_codes(self) -> dict[str, dict[str, int]]:
+        """``{column: {level: code}}`` of the categorical columns (the codes of
+        :meth:`design`)."""
+        return {c.name: {lvl: i for i, lvl in enumerate(c.levels)} for c in self.categorical}
 
     def to_dict(self) -> dict[str, Any]:
         return {

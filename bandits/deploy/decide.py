@@ -60,7 +60,7 @@ import polars as pl
 from bandits.data.contract import ACTION, ACTION_PROBS, PROPENSITY, TIME, VARIANT_ID
 from bandits.deploy.bundle import DeployedPolicy
 from bandits.errors import ConfigError, DataError
-from bandits.policies.base import Policy, sample_from
+from bandits.policies.base import Contexts, Policy, sample_from
 
 EVENT_ID = "event_id"
 MODEL_VERSION = "model_version"
@@ -232,10 +232,9 @@ class Decider:
         """The columns to read from an audience with columns ``available``."""
         return self.deployed.columns_for(available)
 
-    def probabilities(self, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+    def probabilities(self, ctx: Contexts) -> tuple[np.ndarray, np.ndarray | None]:
         """``π (n, K')`` and the holdout arm's ``h (n, K')`` (None without a holdout) over the
-        decision file's ``K'`` variants."""
-        ctx = self.deployed.contexts(frame)
+        decision file's ``K'`` variants, for the ``n`` rounds of ``ctx``."""
         pi = self.deployed.policy.action_probs(ctx)
         if self.holdout is None:
             return pi, None
@@ -247,13 +246,11 @@ class Decider:
         h[:, k] = 1.0
         return pi, h
 
-    def decide(self, frame: pl.DataFrame, keep: Sequence[pl.Series] = ()) -> pl.DataFrame:
-        """Decision records (module docstring) for the next ``n`` rows of the audience.
-
-        ``frame``: the rows' context (at least :meth:`read_columns`); ``keep``: series of
-        ``n`` values written first after ``event_id`` (e.g. ``user_key``, ``timestamp``)."""
-        n = frame.height
-        pi, h = self.probabilities(frame)
+    def draw(self, ctx: Contexts) -> Draws:
+        """The decisions for the next ``n`` rows of the audience (their contexts ``ctx``):
+        one uniform per row from each stream (module docstring), in row order."""
+        n = len(ctx)
+        pi, h = self.probabilities(ctx)
         u_policy = self._policy_rng.random(n)
         if h is None:
             action, propensity = sample_from(pi, u_policy)
@@ -268,29 +265,63 @@ class Decider:
             mu = share * h + (1.0 - share) * pi
             propensity = mu[np.arange(n), action]
             group = in_holdout
-        k = self.n_actions
         start = self.rows_done
         self.rows_done += n
+        return Draws(start, action, propensity, mu, pi if h is not None else None, h, group)
+
+    def event_ids(self, draws: Draws) -> list[str]:
+        """``<batch id>-<row>`` of each decision of ``draws``."""
+        return [f"{self.batch}-{i}" for i in range(draws.start, draws.start + draws.n)]
+
+    def decide(self, frame: pl.DataFrame, keep: Sequence[pl.Series] = ()) -> pl.DataFrame:
+        """Decision records (module docstring) for the next ``n`` rows of the audience.
+
+        ``frame``: the rows' context (at least :meth:`read_columns`); ``keep``: series of
+        ``n`` values written first after ``event_id`` (e.g. ``user_key``, ``timestamp``)."""
+        n = frame.height
+        draws = self.draw(self.deployed.contexts(frame))
+        k = self.n_actions
+        start = draws.start
         rows = pl.int_range(start, start + n, eager=True, dtype=pl.Int64).cast(pl.String)
         columns: list[pl.Series] = [
             (f"{self.batch}-" + rows).alias(EVENT_ID),
             *keep,
             *(frame[c] for c in self.deployed.input_columns if c in frame.columns),
-            self._ids.gather(action),
-            pl.Series(PROPENSITY, propensity, dtype=pl.Float64),
-            pl.Series(ACTION_PROBS, mu, dtype=pl.Array(pl.Float64, k)),
+            self._ids.gather(draws.action),
+            pl.Series(PROPENSITY, draws.propensity, dtype=pl.Float64),
+            pl.Series(ACTION_PROBS, draws.mu, dtype=pl.Array(pl.Float64, k)),
         ]
-        if h is not None and group is not None:
+        if draws.h is not None and draws.group is not None:
             columns += [
-                pl.Series(POLICY_PROBS, pi, dtype=pl.Array(pl.Float64, k)),
-                pl.Series(HOLDOUT_PROBS, h, dtype=pl.Array(pl.Float64, k)),
-                pl.Series(GROUP, np.where(group, HOLDOUT, TREATMENT), dtype=pl.String),
+                pl.Series(POLICY_PROBS, draws.pi, dtype=pl.Array(pl.Float64, k)),
+                pl.Series(HOLDOUT_PROBS, draws.h, dtype=pl.Array(pl.Float64, k)),
+                pl.Series(GROUP, np.where(draws.group, HOLDOUT, TREATMENT), dtype=pl.String),
             ]
         out = pl.DataFrame(columns)
         return out.with_columns(
             pl.lit(self.deployed.model_version, dtype=pl.String).alias(MODEL_VERSION),
             pl.lit(self.decided_at, dtype=pl.Datetime("us")).alias(DECIDED_AT),
         )
+
+
+@dataclass(frozen=True)
+class Draws:
+    """``n`` decisions drawn by :meth:`Decider.draw`: rows ``start … start + n − 1`` of the
+    audience, the chosen variant indices ``action (n,)``, ``propensity (n,)`` = μ(action|x),
+    the distribution drawn from ``mu (n, K')``; with a holdout also ``pi (n, K')``,
+    ``h (n, K')`` and ``group (n,)`` (True: in the holdout)."""
+
+    start: int
+    action: np.ndarray
+    propensity: np.ndarray
+    mu: np.ndarray
+    pi: np.ndarray | None
+    h: np.ndarray | None
+    group: np.ndarray | None
+
+    @property
+    def n(self) -> int:
+        return int(self.action.shape[0])
 
 
 def decide(

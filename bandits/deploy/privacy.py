@@ -61,7 +61,10 @@ def hash_ids(ids: pl.Series, key: bytes, column: str = "user") -> pl.Series:
         raise DataError(
             f"user column '{column}' has null ids in {first_rows(ids.is_null().to_numpy())}"
         )
-    digest = hmac.digest
     text = ids.cast(pl.String).to_list()
-    hashed = [digest(key, v.encode("utf-8"), hashlib.sha256).hex() for v in text]
-    return pl.Series(USER_KEY, hashed, dtype=pl.String)
+    return pl.Series(USER_KEY, [hash_id(v, key) for v in text], dtype=pl.String)
+
+
+def hash_id(value: str, key: bytes) -> str:
+    """One id's ``user_key``: HMAC-SHA256(``key``, ``value``) as 64 hex digits."""
+    return hmac.digest(key, value.encode("utf-8"), hashlib.sha256).hex()

@@ -21,7 +21,7 @@ reference. The public methods keep the update counter ``n_updates_`` — hooks n
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self
 
@@ -56,12 +56,35 @@ class ProblemSpec:
         return Contexts(frame=frame, X=self.features.transform(frame))
 
 
-@dataclass(frozen=True)
 class Contexts:
-    """A batch of ``n`` rounds: raw context columns and the feature matrix ``X (n, d)``."""
+    """A batch of ``n`` rounds: raw context columns ``frame`` and the feature matrix
+    ``X (n, d)``.
 
-    frame: pl.DataFrame
-    X: np.ndarray
+    ``frame`` may be given as ``make_frame`` instead, a function building it on first use:
+    most policies read only ``X``, and for the one-row requests of the HTTP service building
+    a dataframe costs more than the decision itself."""
+
+    __slots__ = ("X", "_frame", "_make_frame")
+
+    def __init__(
+        self,
+        frame: pl.DataFrame | None = None,
+        X: np.ndarray | None = None,
+        *,
+        make_frame: Callable[[], pl.DataFrame] | None = None,
+    ) -> None:
+        if X is None or (frame is None) == (make_frame is None):
+            raise TypeError("Contexts needs X and either frame or make_frame")
+        self.X = X
+        self._frame = frame
+        self._make_frame = make_frame
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        if self._frame is None:
+            assert self._make_frame is not None
+            self._frame = self._make_frame()
+        return self._frame
 
     def __len__(self) -> int:
         return int(self.X.shape[0])

@@ -53,10 +53,23 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from bandits.data.contract import ACTION, ACTION_PROBS, PROPENSITY
 from bandits.deploy.bundle import DeployedPolicy
-from bandits.deploy.decide import DECIDED_AT, Decider, Holdout, utc_now
+from bandits.deploy.decide import (
+    DECIDED_AT,
+    EVENT_ID,
+    GROUP,
+    HOLDOUT,
+    HOLDOUT_PROBS,
+    MODEL_VERSION,
+    POLICY_PROBS,
+    TREATMENT,
+    Decider,
+    Holdout,
+    utc_now,
+)
 from bandits.features import FeatureSchema
-from bandits.policies.base import sample_from
+from bandits.policies.base import Contexts, sample_from
 
 SHADOW_ACTION = "shadow_action"
 SHADOW_PROPENSITY = "shadow_propensity"
@@ -106,8 +119,8 @@ class _RestrictingDecider(Decider):
 
     allowed: np.ndarray | None = None
 
-    def probabilities(self, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
-        pi, h = super().probabilities(frame)
+    def probabilities(self, ctx: Contexts) -> tuple[np.ndarray, np.ndarray | None]:
+        pi, h = super().probabilities(ctx)
         return restrict(pi, self.allowed), None if h is None else restrict(h, self.allowed)
 
 
@@ -153,14 +166,10 @@ def _kind(value: Any) -> str:
     return "object"
 
 
-#: A checked request: the one-row context frame, the allowed mask ``(1, K')`` or None,
-#: and the ``keep`` columns (``user_key``).
-Parsed = tuple[pl.DataFrame, np.ndarray | None, list[pl.Series]]
-
-
-def parsed_keep_name(parsed: Sequence[Parsed]) -> str:
-    """The name of the ``keep`` column of a batch (``user_key``)."""
-    return next(p[2][0].name for p in parsed if p[2])
+#: A checked request: its context values (``{column: value}``, categorical levels as text,
+#: numbers as float), the allowed mask ``(1, K')`` or None, and the ``keep`` values written
+#: after ``event_id`` (``{"user_key": …}`` or empty).
+Parsed = tuple[dict[str, Any], np.ndarray | None, dict[str, str]]
 
 
 class Ranker:
@@ -217,6 +226,7 @@ class Ranker:
         self.needed: tuple[str, ...] = tuple(needed)
         schemas = [acting.spec.features] + ([shadow.spec.features] if shadow else [])
         self._columns = _columns(self.needed, schemas)
+        self._frame_schema = pl.Schema({c.name: c.dtype for c in self._columns})
         self._shadow_levels = (
             {c.name: tuple(c.levels) for c in shadow.spec.features.categorical} if shadow else {}
         )
@@ -267,10 +277,9 @@ class Ranker:
                 if context is None
                 else f"context: expected an object, got {_kind(context)}",
             )
-        series = [self._field(col, context) for col in self._columns]
-        frame = pl.DataFrame(series)
+        values = {col.name: self._field(col, context) for col in self._columns}
         allowed = self._allowed(body.get("candidates"))
-        keep: list[pl.Series] = []
+        keep: dict[str, str] = {}
         user = body.get("user_id")
         if user is not None:
             if not isinstance(user, str | int) or isinstance(user, bool) or user == "":
@@ -281,12 +290,12 @@ class Ranker:
                     "user_id: this server stores no user ids (start it with the hashing key "
                     "set, ids.key_env, to store keyed hashes); send the request without it",
                 )
-            from bandits.deploy.privacy import hash_ids
+            from bandits.deploy.privacy import USER_KEY, hash_id
 
-            keep.append(hash_ids(pl.Series([str(user)]), self.id_key, "user_id"))
-        return frame, allowed, keep
+            keep[USER_KEY] = hash_id(str(user), self.id_key)
+        return values, allowed, keep
 
-    def _field(self, col: _Column, context: Mapping[str, Any]) -> pl.Series:
+    def _field(self, col: _Column, context: Mapping[str, Any]) -> Any:
         where = f"context.{col.name}"
         if col.name not in context:
             raise RequestError(422, f"{where}: missing (the model reads {', '.join(self.needed)})")
@@ -305,16 +314,16 @@ class Ranker:
                 raise RequestError(
                     422, f"{where}: '{value[:60]}' is not one of {list(levels or ())}"
                 )
-            return pl.Series(col.name, [value], dtype=col.dtype)
+            return value
         if col.kind == "numeric":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise RequestError(422, f"{where}: expected a number, got {_kind(value)}")
             if not math.isfinite(float(value)):
                 raise RequestError(422, f"{where}: expected a finite number, got {value}")
-            return pl.Series(col.name, [float(value)], dtype=pl.Float64)
+            return float(value)
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise RequestError(422, f"{where}: expected text or a number, got {_kind(value)}")
-        return pl.Series(col.name, [str(value)], dtype=pl.String)
+        return str(value)
 
     def _allowed(self, candidates: Any) -> np.ndarray | None:
         if candidates is None:
@@ -351,44 +360,128 @@ class Ranker:
         return self.rank_parsed([self.parse(body)])[0]
 
     def rank_parsed(self, parsed: Sequence[Parsed]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        """Decide for ``n`` checked requests (:meth:`parse`) at once, in order: one
-        feature transform and one draw per row for the batch (the records are the ones
-        ``n`` single calls would give with the same random streams)."""
+        """Decide for ``n`` checked requests (:meth:`parse`) at once, in order: one design
+        matrix and one draw per row for the batch (the records are the ones ``n`` single
+        calls would give with the same random streams, and the ones :meth:`decide_frame`
+        gives for the same rows).
+
+        The design matrix is built from the checked values directly
+        (:meth:`FeatureSchema.design` on their level codes), not through a dataframe: for
+        the one or few rows of a request, a dataframe's fixed cost per call is most of the
+        decision's CPU time."""
         if not parsed:
             return []
-        if len(parsed) == 1:
-            frame, allowed, keep = parsed[0]
-        else:
-            frame = pl.concat([p[0] for p in parsed], how="vertical")
-            masks = [p[1] for p in parsed]
-            allowed = None
-            if any(m is not None for m in masks):
-                full = np.ones((1, len(self.decision_ids)), dtype=bool)
-                allowed = np.vstack([full if m is None else m for m in masks])
-            keep = []
-            if any(p[2] for p in parsed):
-                keys = [p[2][0].item() if p[2] else None for p in parsed]
-                keep = [pl.Series(parsed_keep_name(parsed), keys, dtype=pl.String)]
-        out = self.decide_frame(frame, allowed, keep)
+        rows = [p[0] for p in parsed]
+        allowed = self._stacked(parsed)
+        ctx = Contexts(
+            X=self._design(self.acting.spec.features, rows), make_frame=lambda: self._frame(rows)
+        )
+        with self.lock:
+            decider = self._decider
+            decider.allowed = allowed
+            decided_at = decider.decided_at = utc_now()
+            try:
+                draws = decider.draw(ctx)
+            finally:
+                decider.allowed = None
+            shadow = self._shadow_draws(ctx, rows, allowed) if self.shadow is not None else None
+            acting = decider.deployed
+        ids, k = decider.action_ids, decider.n_actions
+        inputs = [c for c in acting.input_columns if c in self.needed]
+        extra = [c for c in self.needed if c not in inputs]
         results = []
-        for record in out.iter_rows(named=True):
+        for i, (event_id, (values, _, keep)) in enumerate(
+            zip(decider.event_ids(draws), parsed, strict=True)
+        ):
+            mu = draws.mu[i].tolist()
+            record: dict[str, Any] = {EVENT_ID: event_id, **keep}
+            record.update((c, values[c]) for c in inputs)
+            action = ids[int(draws.action[i])]
+            record[ACTION] = action
+            record[PROPENSITY] = float(draws.propensity[i])
+            record[ACTION_PROBS] = mu
+            if draws.h is not None and draws.group is not None:
+                assert draws.pi is not None
+                record[POLICY_PROBS] = draws.pi[i].tolist()
+                record[HOLDOUT_PROBS] = draws.h[i].tolist()
+                record[GROUP] = HOLDOUT if draws.group[i] else TREATMENT
+            record[MODEL_VERSION] = acting.model_version
+            record.update((c, values[c]) for c in extra)
+            if shadow is not None:
+                record.update(shadow[i])
+            record[DECIDED_AT] = decided_at
             response: dict[str, Any] = {
-                "event_id": record["event_id"],
-                "action": record["action"],
-                "propensity": record["propensity"],
-                "probabilities": dict(zip(self.decision_ids, record["action_probs"], strict=True)),
-                "model_version": record["model_version"],
+                EVENT_ID: event_id,
+                "action": action,
+                "propensity": record[PROPENSITY],
+                "probabilities": dict(zip(self.decision_ids, mu, strict=True)),
+                "model_version": acting.model_version,
             }
-            if "group" in record:
-                response["group"] = record["group"]
+            assert len(mu) == k
+            if GROUP in record:
+                response["group"] = record[GROUP]
             record["__start"] = self.start
             results.append((record, response))
         return results
 
+    def _frame(self, rows: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
+        """The rows' context frame (categorical columns as their ``Enum``, numbers as
+        ``Float64``, other columns as text)."""
+        return pl.DataFrame(
+            [[row[c.name] for c in self._columns] for row in rows],
+            schema=self._frame_schema,
+            orient="row",
+        )
+
+    def _stacked(self, parsed: Sequence[Parsed]) -> np.ndarray | None:
+        """The allowed masks of a batch ``(n, K')`` (None: every variant, every row)."""
+        masks = [p[1] for p in parsed]
+        if all(m is None for m in masks):
+            return None
+        full = np.ones((1, len(self.decision_ids)), dtype=bool)
+        return np.vstack([full if m is None else m for m in masks])
+
+    @staticmethod
+    def _design(schema: FeatureSchema, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """``X (n, dim)`` of ``schema`` for checked rows (their levels are known)."""
+        levels = schema.level_codes
+        codes = np.array(
+            [[levels[c.name][row[c.name]] for c in schema.categorical] for row in rows],
+            dtype=np.int64,
+        ).reshape(len(rows), len(schema.categorical))
+        values = np.array(
+            [[row[c.name] for c in schema.numeric] for row in rows], dtype=np.float64
+        ).reshape(len(rows), len(schema.numeric))
+        return schema.design(codes, values)
+
+    def _shadow_draws(
+        self, acting: Contexts, rows: Sequence[Mapping[str, Any]], allowed: np.ndarray | None
+    ) -> list[dict[str, Any]]:
+        """The shadow columns of each row (module docstring); ``acting``: the rows'
+        contexts for the acting policy (their frame is shared)."""
+        shadow = self.shadow
+        assert shadow is not None
+        k = len(self.variant_ids)
+        mask = None if allowed is None else allowed[:, :k]
+        ctx = Contexts(X=self._design(shadow.spec.features, rows), make_frame=lambda: acting.frame)
+        probs = restrict(shadow.policy.action_probs(ctx), mask)
+        action, propensity = sample_from(probs, np.asarray(self._shadow_rng.random(probs.shape[0])))
+        return [
+            {
+                SHADOW_ACTION: self.variant_ids[int(a)],
+                SHADOW_PROPENSITY: float(p),
+                SHADOW_PROBS: q.tolist(),
+                SHADOW_MODEL_VERSION: shadow.model_version,
+            }
+            for a, p, q in zip(action, propensity, probs, strict=True)
+        ]
+
     def decide_frame(
         self, frame: pl.DataFrame, allowed: np.ndarray | None, keep: Sequence[pl.Series] = ()
     ) -> pl.DataFrame:
-        """Decision records for the rows of a checked context ``frame`` (:meth:`parse`)."""
+        """Decision records, as a frame, for the rows of a context ``frame`` (the columns
+        :attr:`needed`): what :meth:`rank_parsed` gives as dicts, through the batch path
+        (:meth:`Decider.decide`)."""
         with self.lock:
             decider = self._decider
             decider.allowed = allowed
@@ -444,8 +537,8 @@ class Ranker:
             shadow=self.shadow,
             id_key=self.id_key,
         )
-        frame, allowed, _ = probe.parse({"context": example})
-        schema = dict(probe.decide_frame(frame, allowed).schema)
+        values, allowed, _ = probe.parse({"context": example})
+        schema = dict(probe.decide_frame(probe._frame([values]), allowed).schema)
         if self.id_key is not None:  # user_key sits after event_id when a request has one
             schema = {"event_id": schema.pop("event_id"), "user_key": pl.String(), **schema}
         return pl.Schema(schema)

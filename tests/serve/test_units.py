@@ -43,6 +43,50 @@ def test_batched_decisions_equal_single_ones(traffic):
         assert r1["action_probs"] == r2["action_probs"]
 
 
+@pytest.mark.parametrize("setup", ["live", "holdout_baseline", "holdout_none", "shadow"])
+def test_request_records_equal_the_batch_paths_records(traffic, setup):
+    """The request path (values → level codes → design matrix, records as dicts) gives
+    exactly the records of the batch path (a context frame through FeatureSchema.transform
+    and Decider.decide) for the same rows and streams: every column, bit for bit, in
+    order — with candidates, user ids, a holdout of either arm, or a shadow policy."""
+    import polars as pl
+
+    from bandits.deploy.bundle import DeployedPolicy
+    from bandits.deploy.privacy import hash_ids
+    from bandits.policies import make_policy
+
+    ids = list(traffic.deployed.action_ids)
+    key = b"k" * 32
+    kwargs: dict = {"id_key": key}
+    if setup == "holdout_baseline":
+        kwargs["holdout"] = Holdout(share=0.4, arm="baseline", baseline="retargeting")
+    elif setup == "holdout_none":
+        kwargs["holdout"] = Holdout(share=0.4, arm="none")
+    elif setup == "shadow":
+        baseline = make_policy("retargeting", {"epsilon": 0.1}).bind(traffic.deployed.spec, 0)
+        kwargs["shadow"] = traffic.deployed
+        acting = DeployedPolicy.from_policy(baseline)
+    bodies = [{"context": c, "user_id": f"u{i}"} for i, c in enumerate(traffic.contexts[:40])]
+    for i in range(0, 40, 3):
+        bodies[i]["candidates"] = [ids[i % len(ids)], ids[(i + 2) % len(ids)]]
+    deployed = acting if setup == "shadow" else traffic.deployed
+    fast = Ranker(deployed, seed=np.random.SeedSequence(8), batch="q", **kwargs)
+    batch = Ranker(deployed, seed=np.random.SeedSequence(8), batch="q", **kwargs)
+    for block in (bodies[:1], bodies[1:17], bodies[17:]):
+        records = [r for r, _ in fast.rank_parsed([fast.parse(b) for b in block])]
+        parsed = [batch.parse(b) for b in block]
+        allowed = batch._stacked(parsed)
+        keep = [hash_ids(pl.Series([b["user_id"] for b in block]), key, "user_id")]
+        expected = batch.decide_frame(batch._frame([p[0] for p in parsed]), allowed, keep)
+        for got, want in zip(records, expected.iter_rows(named=True), strict=True):
+            got = {k: v for k, v in got.items() if k not in ("__start", "decided_at")}
+            want = {k: (list(v) if isinstance(v, tuple) else v) for k, v in want.items()}
+            want.pop("decided_at")
+            assert list(got) == list(want)
+            assert got == want
+    assert fast.record_schema() == batch.record_schema()
+
+
 def test_holdout_under_candidates_logs_the_exact_mixture(traffic):
     ids = traffic.deployed.action_ids
     holdout = Holdout(share=0.3, arm="baseline", baseline="uniform")
