@@ -143,18 +143,19 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
 
 
 def load_model(cfg: DictConfig, model: str):
-    """The :class:`~bandits.deploy.DeployedPolicy` behind ``model`` (a folder, or a URI
-    looked up in the configured tracking store — which must exist: asking never creates
-    one)."""
-    if _is_local(model):  # a saved model folder: no MLflow needed to read its bundle
+    """The :class:`~bandits.deploy.DeployedPolicy` behind ``model``: a policy bundle
+    folder (``policy.json``), a saved MLflow model folder, or a URI looked up in the
+    configured tracking store — which must exist: asking never creates one."""
+    if _is_local(model):  # a folder: no MLflow needed to read its bundle
         from bandits.deploy import load_bundle
 
-        bundle = Path(model) / "artifacts" / "policy"
-        if not (bundle / "policy.json").is_file():
-            raise ConfigError(
-                f"model={model}: not a policy model (no artifacts/policy/policy.json)"
-            )
-        return load_bundle(bundle)
+        for bundle in (Path(model), Path(model) / "artifacts" / "policy"):
+            if (bundle / "policy.json").is_file():
+                return load_bundle(bundle)
+        raise ConfigError(
+            f"model={model}: neither a policy bundle (policy.json) nor a policy model "
+            "(artifacts/policy/policy.json)"
+        )
     from bandits import tracking
     from bandits.tracking.policy_model import load_policy_model
 

@@ -141,12 +141,8 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
 
 
 def load_policy(cfg: DictConfig, model: str):
-    """A saved policy bundle folder (``policy.json``: loaded without MLflow) or an MLflow
-    policy model (a folder, ``runs:/…``, ``models:/…``)."""
-    if _is_local(model) and (Path(model) / "policy.json").is_file():
-        from bandits.deploy.bundle import load_bundle
-
-        return load_bundle(model)
+    """A saved policy bundle folder or an MLflow policy model (a folder, ``runs:/…``,
+    ``models:/…``): :func:`experiments.decide.load_model`."""
     return load_model(cfg, model)
 
 

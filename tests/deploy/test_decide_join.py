@@ -185,3 +185,18 @@ def test_decide_app_errors_are_one_line(model_dir, small_day, args, message):
     assert len(lines) == 1 and message in lines[0], out.stderr[-2000:]
     assert "Traceback" not in out.stderr
     assert not (model_dir / "out.parquet").exists() and not (model_dir / "mlflow.db").exists()
+
+
+def test_decide_reads_a_bundle_folder_as_it_reads_a_model_folder(model_dir, small_day):
+    """``model=`` a policy bundle folder (what ``serve`` also takes) decides exactly as the
+    saved MLflow model folder holding the same bundle."""
+    small_day.frame.write_parquet(model_dir / "aud.parquet")
+    outs = {}
+    for name, model in (("model", "model"), ("bundle", "model/artifacts/policy")):
+        argv = [f"model={model}", "users=aud.parquet", f"output={name}.parquet", "seed=3"]
+        argv.append("decided_at=2026-03-02T09:00:00")
+        out = run_app("decide", *argv, cwd=model_dir, env={"BANDITS_ID_KEY": ""})
+        assert out.returncode == 0, out.stderr[-2000:]
+        outs[name] = pl.read_parquet(model_dir / f"{name}.parquet")
+    assert outs["model"].height == small_day.frame.height
+    assert outs["model"].equals(outs["bundle"])
