@@ -110,7 +110,9 @@ def connect(
         # read when Ray picks this node's address; set above for a first import of ray
         ray_constants.ENABLE_RAY_CLUSTER = os.environ.get(_LOOPBACK_ENV) not in ("0", "false")
     kwargs: dict[str, Any] = {
-        "address": address,
+        # "local": always a new runtime of this process (address=None would join a cluster
+        # `ray start` left on this machine, or $RAY_ADDRESS)
+        "address": "local" if address is None else address,
         "include_dashboard": False,
         "logging_level": logging.WARNING,
         "log_to_driver": True,
@@ -126,7 +128,7 @@ def connect(
         )
     try:
         ray.init(**kwargs)
-    except (ConnectionError, TimeoutError, RuntimeError) as exc:
+    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"cannot connect to the Ray cluster at {address}: {first}") from None
     _state.update(connected=True, address=address)
