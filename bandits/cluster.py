@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import ModuleType
@@ -100,13 +101,17 @@ def connect(
         address = None
     if address is None:
         os.environ.setdefault(_LOOPBACK_ENV, "0")  # inherited by Ray's own processes
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # every job's result line, not "repeated 2x"
+    if not sys.stderr.isatty():
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # no colour codes in logs and pipes
     ray = require_ray()
     if ray.is_initialized():
         _state["connected"] = True
         return ray
-    if address is None:
-        from ray._private import ray_constants
+    from ray._private import ray_constants
 
+    ray_constants.RAY_DEDUP_LOGS = os.environ["RAY_DEDUP_LOGS"] not in ("0", "false")
+    if address is None:
         # read when Ray picks this node's address; set above for a first import of ray
         ray_constants.ENABLE_RAY_CLUSTER = os.environ.get(_LOOPBACK_ENV) not in ("0", "false")
     kwargs: dict[str, Any] = {
@@ -169,7 +174,7 @@ def remote_nodes() -> list[str]:
     """Addresses of the live nodes of the connected cluster other than this machine's
     (sorted; empty for a runtime on this machine alone). A Ray Client connection
     (``ray://``) runs its driver on the cluster, so every node counts as remote."""
-    ray = require_ray()
+    ray = _ensure_connected()
     nodes = {str(n["NodeManagerAddress"]) for n in ray.nodes() if n.get("Alive")}
     if str(_state.get("address") or "").startswith("ray://"):
         return sorted(nodes)
@@ -214,13 +219,20 @@ def map_unordered(
     task). An exception of a task is raised here (Ray's error for it is also an instance
     of the task's own exception class, so ``except ConfigError`` works); the tasks not yet
     finished are then cancelled. ``timeout_s``: at most this many seconds in all, then a
-    TimeoutError.
+    TimeoutError. The tasks are submitted when this is called (the caller may work while
+    they run), the results collected as the iterator is consumed.
     """
     ray = _ensure_connected()
     refs = [ray.put(v) for v in shared]
     task = ray.remote(num_cpus=num_cpus, max_retries=0)(fn)
     pending = [task.remote(*refs, *args, **kwargs) for args, kwargs in calls]
     deadline = None if timeout_s is None else time.monotonic() + float(timeout_s)
+    return _completed(ray, pending, deadline, timeout_s)
+
+
+def _completed(
+    ray: ModuleType, pending: list[Any], deadline: float | None, timeout_s: float | None
+) -> Iterator[Any]:
     try:
         while pending:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())

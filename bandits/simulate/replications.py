@@ -339,9 +339,12 @@ def run_replications(
                 )
             )
     elif _ray_active():  # compare engine=ray: the same calls as Ray tasks, same numbers
-        from bandits.cluster import map_unordered
+        from bandits import cluster
 
-        calls = (
+        # the bundles are files for this process to log: on a cluster with other machines,
+        # the replication that writes them runs here, while the others run on Ray
+        here = [0] if bundle_dir is not None and 0 in todo and cluster.remote_nodes() else []
+        calls = [
             (
                 (rounds, seed, i),
                 {
@@ -351,8 +354,23 @@ def run_replications(
                 },
             )
             for i in todo
-        )
-        for rep in map_unordered(run_replication, calls, shared=(settings, dict(policies))):
+            if i not in here
+        ]
+        running = cluster.map_unordered(run_replication, calls, shared=(settings, dict(policies)))
+        for i in here:
+            collect(
+                run_replication(
+                    settings,
+                    policies,
+                    rounds,
+                    seed,
+                    i,
+                    eval_rounds=eval_rounds,
+                    n_blocks=n_blocks,
+                    bundle_dir=bundle_dir,
+                )
+            )
+        for rep in running:
             collect(rep)
     else:
         from joblib import Parallel, delayed

@@ -71,8 +71,16 @@ def _sweep_once(launcher: str, rounds: int, seeds: str) -> dict[str, float]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def bench_sweep(quick: bool) -> list[Row]:
-    rounds = 2_000 if quick else 100_000
+def bench_sweep(quick: bool, sizes: list[int] | None = None) -> list[Row]:
+    """The three launchers one after the other on the same sweep, for each job length (a
+    launcher's fixed costs weigh less the longer a job runs)."""
+    rows: list[Row] = []
+    for rounds in [2_000] if quick else sizes or [100_000, 500_000]:
+        rows += _sweep_rows(quick, rounds)
+    return rows
+
+
+def _sweep_rows(quick: bool, rounds: int) -> list[Row]:
     seeds = "1,2" if quick else "1,2,3,4,5,6,7,8"
     n = len(seeds.split(","))
     times = {name: _sweep_once(name, rounds, seeds) for name in LAUNCHERS}
@@ -278,6 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rows", type=int, default=100_000_000)
     ap.add_argument("--parts", type=int, default=10)
     ap.add_argument("--batch-rows", type=int, default=2_000_000)
+    ap.add_argument("--sweep-rounds", type=int, nargs="+", default=[100_000, 500_000])
     ap.add_argument("--one", nargs=2, metavar=("MODE", "DIR"), help=argparse.SUPPRESS)
     ap.add_argument("--out")
     args = ap.parse_args(argv)
@@ -288,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[Row] = []
     model: dict[str, Any] = {}
     if args.only in (None, "sweep"):
-        rows += bench_sweep(args.quick)
+        rows += bench_sweep(args.quick, args.sweep_rounds)
     if args.only in (None, "ope"):
         ope_rows, model = bench_ope(args.quick, args.rows, args.parts, args.batch_rows)
         rows += ope_rows

@@ -58,12 +58,40 @@ def before_sweep(config: DictConfig) -> None:
         num_cpus=launcher.get("num_cpus"),
         object_store_memory=launcher.get("object_store_memory"),
     )
+    _warm_workers()
     remote = cluster.remote_nodes()
     if remote:
         uri = config.tracking.get("uri") or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///"
         if uri == "sqlite:///":  # the default: mlflow.db where the command was launched
             uri = f"sqlite:///{Path(config.hydra.runtime.cwd) / 'mlflow.db'}"
         cluster.check_tracking_for_cluster(str(uri), remote)
+
+
+def _import_job_modules() -> int:
+    """What every job imports (MLflow, matplotlib, the numba kernels: seconds), done in a Ray
+    worker while the launching process creates the parent run; returns the worker's pid."""
+    import bandits.policies
+    import bandits.report
+    import bandits.simulate
+    import bandits.tracking  # noqa: F401
+    import experiments.common  # noqa: F401
+
+    return os.getpid()
+
+
+def _warm_workers() -> None:
+    """One import task per CPU of the cluster (not waited for): the workers that will run
+    the jobs pay their imports while the parent run is being created, as the joblib
+    launcher's warm workers do (Ray reuses a worker for the next task)."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    task = ray.remote(num_cpus=1, max_retries=0)(_import_job_modules)
+    _warming.extend(task.remote() for _ in range(max(1, cpus)))
+
+
+_warming: list[Any] = []  # the warm-up tasks' refs (kept so Ray does not cancel them)
 
 
 def _run_on_worker(

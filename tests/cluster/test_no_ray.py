@@ -65,3 +65,29 @@ def test_a_cluster_with_other_machines_needs_a_tracking_server(uri, remote, ok):
         cluster.check_tracking_for_cluster(uri, remote)
     text = str(err.value)
     assert "\n" not in text and "10.0.0.7" in text and "mlflow server" in text
+
+
+def test_a_ray_sweep_with_remote_nodes_refuses_the_local_store(monkeypatch, tmp_path):
+    """Before the sweep's parent run exists: a cluster with nodes on other machines and
+    the default SQLite store (or a sqlite:// tracking.uri) is one line; a server is fine."""
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.bandits_ray_launcher import ray_launcher
+
+    monkeypatch.setattr(cluster, "connect", lambda *a, **k: None)
+    monkeypatch.setattr(cluster, "remote_nodes", lambda: ["10.0.0.7"])
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    def config(uri):
+        return OmegaConf.create(
+            {
+                "tracking": {"uri": uri},
+                "hydra": {"launcher": {"address": "auto"}, "runtime": {"cwd": str(tmp_path)}},
+            }
+        )
+
+    with pytest.raises(ConfigError, match=rf"tracking.uri=sqlite:///{tmp_path}/mlflow.db is a"):
+        ray_launcher.before_sweep(config(None))
+    with pytest.raises(ConfigError, match="cannot write"):
+        ray_launcher.before_sweep(config("sqlite:////shared/mlflow.db"))
+    ray_launcher.before_sweep(config("http://10.0.0.1:5000"))
