@@ -21,6 +21,9 @@ own subprocess (so each peak RSS is its own): ``stream`` —
 estimators IPS, SNIPS, DM, DR, SNDR. Per worker: rows it processed ÷ the seconds its tasks
 ran, and its process's peak RSS (ru_maxrss, imports included). The per-partition overhead is
 measured on the same machine with many tiny parts, the merge on the driver by timing it.
+
+The machine is shared: before each timed configuration the benchmark waits (up to 4 min)
+for the 1-minute load average to fall below 1.5, and records the load it started at.
 """
 
 from __future__ import annotations
@@ -52,6 +55,18 @@ def load() -> str:
     return f"{os.getloadavg()[0]:.2f}"
 
 
+#: before each timed configuration, wait (at most SETTLE_S seconds) for the 1-minute load
+#: average to fall below this (the machine is shared; our own previous configuration also
+#: leaves ~2 in it)
+QUIET_LOAD, SETTLE_S = 1.5, 240.0
+
+
+def settle() -> None:
+    deadline = time.monotonic() + SETTLE_S
+    while os.getloadavg()[0] >= QUIET_LOAD and time.monotonic() < deadline:
+        time.sleep(5)
+
+
 # --------------------------------------------------------------------------- sweep
 def _sweep_once(launcher: str, rounds: int, seeds: str) -> dict[str, float]:
     from experiments.benchmarks.apps import _run, _runs
@@ -59,6 +74,7 @@ def _sweep_once(launcher: str, rounds: int, seeds: str) -> dict[str, float]:
     tmp = tempfile.mkdtemp(prefix=f"bench_ray_sweep_{launcher}_")
     try:
         args = ["-m", *LAUNCHERS[launcher], "policy=linucb", f"seed={seeds}"]
+        settle()
         before = load()
         wall = _run([*args, f"rounds={rounds}", "progress=false"], tmp)
         jobs = [r for r in _runs(tmp) if "simulation_seconds" in r.data.metrics]
@@ -199,6 +215,7 @@ def _evaluate(mode: str, directory: str, batch_rows: int) -> dict[str, Any]:
 
 
 def _in_subprocess(mode: str, directory: str, batch_rows: int) -> dict[str, Any]:
+    settle()
     proc = subprocess.run(
         [
             *(sys.executable, "-m", "experiments.benchmarks.ray_cluster"),
