@@ -58,6 +58,7 @@ def before_sweep(config: DictConfig) -> None:
         num_cpus=launcher.get("num_cpus"),
         object_store_memory=launcher.get("object_store_memory"),
     )
+    _check_fits(launcher)
     _warm_workers()
     remote = cluster.remote_nodes()
     if remote:
@@ -65,6 +66,24 @@ def before_sweep(config: DictConfig) -> None:
         if uri == "sqlite:///":  # the default: mlflow.db where the command was launched
             uri = f"sqlite:///{Path(config.hydra.runtime.cwd) / 'mlflow.db'}"
         cluster.check_tracking_for_cluster(str(uri), remote)
+
+
+def _check_fits(launcher: DictConfig) -> None:
+    """A job asking for more CPUs than any node of a fixed-size runtime has would wait
+    forever (Ray keeps an infeasible task pending): one line instead. A cluster given by
+    ``address`` may scale up, so it is not checked."""
+    ray = sys.modules.get("ray")
+    want = float((launcher.get("remote") or {}).get("num_cpus", 1) or 0)
+    if launcher.get("address") is not None or ray is None or not ray.is_initialized():
+        return
+    have = max((float(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n["Alive"]), default=0)
+    if want > have:
+        from bandits.errors import ConfigError
+
+        raise ConfigError(
+            f"hydra.launcher.remote.num_cpus={want:g}: a job would wait forever, the local "
+            f"Ray runtime has {have:g} CPU(s) (hydra.launcher.num_cpus)"
+        )
 
 
 def _import_job_modules() -> int:
