@@ -324,72 +324,36 @@ def run_replications(
         if on_done is not None:
             on_done(rep)
 
-    if n_jobs == 1 or len(todo) <= 1:
-        for i in todo:
-            collect(
-                run_replication(
-                    settings,
-                    policies,
-                    rounds,
-                    seed,
-                    i,
-                    eval_rounds=eval_rounds,
-                    n_blocks=n_blocks,
-                    bundle_dir=bundle_dir if i == 0 else None,
-                )
-            )
-    elif _ray_active():  # compare engine=ray: the same calls as Ray tasks, same numbers
+    def options(i: int) -> dict[str, Any]:
+        """The keywords of replication ``i``'s :func:`run_replication` call."""
+        return {
+            "eval_rounds": eval_rounds,
+            "n_blocks": n_blocks,
+            "bundle_dir": bundle_dir if i == 0 else None,
+        }
+
+    here = todo  # the replications run in this process
+    elsewhere: Iterable[Replication] = ()
+    if n_jobs != 1 and len(todo) > 1 and _ray_active():  # compare engine=ray: same numbers
         from bandits import cluster
 
         # the bundles are files for this process to log: on a cluster with other machines,
         # the replication that writes them runs here, while the others run on Ray
         here = [0] if bundle_dir is not None and 0 in todo and cluster.remote_nodes() else []
-        calls = [
-            (
-                (rounds, seed, i),
-                {
-                    "eval_rounds": eval_rounds,
-                    "n_blocks": n_blocks,
-                    "bundle_dir": bundle_dir if i == 0 else None,
-                },
-            )
-            for i in todo
-            if i not in here
-        ]
-        running = cluster.map_unordered(run_replication, calls, shared=(settings, dict(policies)))
-        for i in here:
-            collect(
-                run_replication(
-                    settings,
-                    policies,
-                    rounds,
-                    seed,
-                    i,
-                    eval_rounds=eval_rounds,
-                    n_blocks=n_blocks,
-                    bundle_dir=bundle_dir,
-                )
-            )
-        for rep in running:
-            collect(rep)
-    else:
+        calls = [((rounds, seed, i), options(i)) for i in todo if i not in here]
+        elsewhere = cluster.map_unordered(run_replication, calls, shared=(settings, dict(policies)))
+    elif n_jobs != 1 and len(todo) > 1:
         from joblib import Parallel, delayed
 
         tasks = (
-            delayed(run_replication)(
-                settings,
-                policies,
-                rounds,
-                seed,
-                i,
-                eval_rounds=eval_rounds,
-                n_blocks=n_blocks,
-                bundle_dir=bundle_dir if i == 0 else None,
-            )
+            delayed(run_replication)(settings, policies, rounds, seed, i, **options(i))
             for i in todo
         )
-        for rep in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks):
-            collect(rep)
+        here, elsewhere = [], Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks)
+    for i in here:
+        collect(run_replication(settings, policies, rounds, seed, i, **options(i)))
+    for rep in elsewhere:
+        collect(rep)
     return sorted(done, key=lambda r: r.index)
 
 
