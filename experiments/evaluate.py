@@ -84,6 +84,20 @@ def _settings(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
+def _batch_reading(cfg: DictConfig, policy: Any) -> dict[str, Any]:
+    """The keywords of the batched readers (:func:`bandits.data.iter_log_batches` for
+    ``stream.enabled``, :func:`bandits.experiment.distributed.plan_partitions` for
+    ``engine=ray``, which take the same): the log, its catalog, ``stream.batch_rows``, the
+    policy's target columns and the column mapping."""
+    return {
+        "path": str(input_path(cfg.logs, "logs")),
+        "catalog": input_path(cfg.catalog, "catalog"),
+        "batch_rows": int(cfg.stream.batch_rows),
+        "target_columns": policy.target_columns,
+        **common.log_options(cfg),
+    }
+
+
 def validate(cfg: DictConfig) -> tuple[Any, Any, str, list[Any]]:
     """Check the config and load the log before any run is started: (the log or its
     batches, the policy, the resolved mode, the estimators)."""
@@ -97,10 +111,12 @@ def validate(cfg: DictConfig) -> tuple[Any, Any, str, list[Any]]:
     policy = common.policy_from_cfg(cfg)
     mode = resolve_mode(policy, str(cfg.mode))
     estimators = estimators_of(
-        list(cfg.estimators), level=float(cfg.level), interval=str(cfg.interval), seed=int(cfg.seed)
+        list(cfg.estimators),
+        level=float(cfg.level),
+        interval=str(cfg.interval),
+        seed=int(cfg.seed),
+        required=mode != "replay",
     )
-    if not estimators and mode != "replay":
-        raise ConfigError("estimators is empty: name at least one (e.g. [ips, dr])")
     if cfg.get("engine") == "ray":
         from bandits.experiment.distributed import plan_partitions
 
@@ -109,27 +125,13 @@ def validate(cfg: DictConfig) -> tuple[Any, Any, str, list[Any]]:
                 f"engine=ray evaluates a fixed policy on a partitioned log; mode={mode} "
                 "needs the whole log in one process (engine=local)"
             )
-        plan = plan_partitions(
-            str(input_path(cfg.logs, "logs")),
-            input_path(cfg.catalog, "catalog"),
-            batch_rows=int(cfg.stream.batch_rows),
-            target_columns=policy.target_columns,
-            **common.log_options(cfg),
-        )
-        return plan, policy, mode, estimators
+        return plan_partitions(**_batch_reading(cfg, policy)), policy, mode, estimators
     if cfg.stream.enabled:
         if mode != "fixed":
             raise ConfigError(
                 f"stream.enabled=true evaluates a fixed policy; mode={mode} needs the whole log"
             )
-        batches = iter_log_batches(
-            str(input_path(cfg.logs, "logs")),
-            input_path(cfg.catalog, "catalog"),
-            batch_rows=int(cfg.stream.batch_rows),
-            target_columns=policy.target_columns,
-            **common.log_options(cfg),
-        )
-        return batches, policy, mode, estimators
+        return iter_log_batches(**_batch_reading(cfg, policy)), policy, mode, estimators
     data = load_logged(cfg, target_columns=policy.target_columns)  # e.g. policy=given's
     folds = int(cfg.reward_model.cross_fit_folds) if estimators else 0
     check_rows(data, mode, float(cfg.train_fraction), folds)

@@ -38,10 +38,15 @@ from typing import Any
 
 from bandits.data.contract import LoggedData
 from bandits.errors import ConfigError, DataError
-from bandits.experiment.evaluation import DEFAULT_ESTIMATORS, Estimators, estimators_of
+from bandits.experiment.evaluation import (
+    DEFAULT_ESTIMATORS,
+    Estimators,
+    estimators_of,
+    fixed_on_first_batch,
+    streamed_result,
+)
 from bandits.experiment.results import EvaluationResult
 from bandits.ope import OffPolicyEstimator, Stats
-from bandits.ope.base import partial_many
 from bandits.ope.reward_models import RewardModel
 from bandits.policies.base import Policy
 
@@ -147,16 +152,16 @@ def evaluate_partition(
     """The task: partition ``file`` read in batches of ``batch_rows`` rows (``read``: the
     reader's keywords, :class:`PartitionPlan`), each batch's target probabilities
     ``pi (b, K)`` from the bound ``policy``, reward predictions ``q (b, K)`` from
-    ``reward_model`` (None when no estimator needs them) and the estimators' statistics by
-    :func:`bandits.ope.base.partial_many`, merged over the batches (``Stats.merge``)."""
+    ``reward_model`` (None when no estimator needs them) and the estimators' statistics
+    (:func:`bandits.offline.evaluate.batch_stats`), merged over the batches
+    (:class:`bandits.offline.evaluate.StreamTotals`)."""
     import socket
 
     from bandits.data import iter_log_batches
-    from bandits.offline.evaluate import contexts_of, true_q
+    from bandits.offline.evaluate import StreamTotals, batch_stats, contexts_of
 
     t_start = time.perf_counter()
-    merged: list[Stats] | None = None
-    n, truth_sum, truth_n = 0, 0.0, 0
+    totals = StreamTotals()
     timings = {"read": 0.0, "target_probs": 0.0, "reward_model": 0.0, "estimators": 0.0}
     t0 = time.perf_counter()
     for batch in iter_log_batches(file, batch_rows=int(batch_rows), **read):
@@ -171,36 +176,20 @@ def evaluate_partition(
             q = reward_model.predict(ctx.X)
             timings["reward_model"] += time.perf_counter() - t0
         t0 = time.perf_counter()
-        parts = partial_many(
-            estimators,
-            reward=batch.reward,
-            action=batch.action,
-            propensity=batch.propensity,
-            target_probs=pi,
-            reward_hat=q,
-            logging_probs=batch.logging_probs,
-            reward_range=batch.reward_range,
-        )
-        merged = (
-            parts if merged is None else [a.merge(b) for a, b in zip(merged, parts, strict=True)]
-        )
+        parts = batch_stats(estimators, batch, pi, q)
         timings["estimators"] += time.perf_counter() - t0
-        q_star = true_q(batch)
-        if q_star is not None:
-            truth_sum += float((pi * q_star).sum())
-            truth_n += batch.n
-        n += batch.n
+        totals.add(batch, pi, parts)
         del batch, ctx, pi, q, parts
         t0 = time.perf_counter()
-    if merged is None:
+    if totals.stats is None:
         raise DataError(f"log partition '{file}' is empty (0 rows)")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return PartitionResult(
         file=file,
-        n=n,
-        stats=tuple(merged),
-        truth_sum=truth_sum,
-        truth_n=truth_n,
+        n=totals.n,
+        stats=tuple(totals.stats),
+        truth_sum=totals.truth_sum,
+        truth_n=totals.truth_n,
         timings=timings,
         seconds=time.perf_counter() - t_start,
         host=socket.gethostname(),
@@ -229,19 +218,20 @@ def evaluate_partitions(
     fitted on the first batch here and shipped to the workers — and each partition's
     :class:`PartitionResult` (in file order)."""
     from bandits import cluster
-    from bandits.offline.evaluate import PolicyEvaluation, contexts_of, reward_model_factory
+    from bandits.offline.evaluate import (
+        PolicyEvaluation,
+        StreamTotals,
+        contexts_of,
+        fitted_reward_model,
+    )
 
-    ests = estimators_of(estimators, level=level, interval=interval, seed=int(seed))
-    if not ests:
-        raise ConfigError("estimators is empty: name at least one (e.g. [ips, dr])")
+    ests = estimators_of(estimators, level=level, interval=interval, seed=int(seed), required=True)
     first = plan.first
-    fitted = policy.clone()
-    fitted.bind(first.problem_spec(), int(seed))
+    fitted = fixed_on_first_batch(policy, first, seed)
     model = None
     t0 = time.perf_counter()
     if any(type(e).requires_reward_hat for e in ests):
-        factory = reward_model_factory(first, reward_model, reward_model_alpha)
-        model = factory().fit(contexts_of(first).X, first.action, first.reward, first.n_actions)
+        model = fitted_reward_model(first, contexts_of(first).X, reward_model, reward_model_alpha)
     fit_seconds = time.perf_counter() - t0
     order = {f: j for j, f in enumerate(plan.files)}
     calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
@@ -253,29 +243,23 @@ def evaluate_partitions(
         ),
         key=lambda r: order[r.file],
     )
-    stats = [sum(parts[1:], parts[0]) for parts in zip(*(r.stats for r in results), strict=True)]
-    estimates = {type(e).name: e.finalize(s) for e, s in zip(ests, stats, strict=True)}
-    n = sum(r.n for r in results)
-    truth_n = sum(r.truth_n for r in results)
-    true_value = sum(r.truth_sum for r in results) / truth_n if truth_n == n else None
+    totals = StreamTotals(
+        stats=[sum(parts[1:], parts[0]) for parts in zip(*(r.stats for r in results), strict=True)],
+        n=sum(r.n for r in results),
+        truth_sum=sum(r.truth_sum for r in results),
+        truth_n=sum(r.truth_n for r in results),
+    )
+    assert totals.stats is not None
+    estimates = {type(e).name: e.finalize(s) for e, s in zip(ests, totals.stats, strict=True)}
     timings = {"reward_model_fit": fit_seconds}
     for r in results:
         for key, value in r.timings.items():
             timings[key] = timings.get(key, 0.0) + value
     source = "action_probs" if first.logging_probs is not None else "propensities"
-    evaluation = PolicyEvaluation(fitted.name, n, estimates, true_value, timings, source)
-    result = EvaluationResult(
-        policy=fitted.name,
-        mode="fixed",
-        params=fitted.get_params(),
-        data=first,
-        evaluated=first,
-        log_rows=n,
-        evaluation=evaluation,
-        streamed=True,
-        fitted_policy=fitted,
+    evaluation = PolicyEvaluation(
+        fitted.name, totals.n, estimates, totals.true_value, timings, source
     )
-    return result, results
+    return streamed_result(first, fitted, evaluation), results
 
 
 def partition_lines(results: Sequence[PartitionResult]) -> list[str]:

@@ -19,6 +19,7 @@ from bandits.data.contract import LoggedData
 from bandits.errors import ConfigError
 from bandits.experiment.results import EvaluationResult
 from bandits.offline import (
+    PolicyEvaluation,
     evaluate_policy,
     evaluate_stream,
     make_estimators,
@@ -51,12 +52,47 @@ def resolve_mode(policy: Policy, mode: str = "auto") -> str:
 
 
 def estimators_of(
-    estimators: Estimators, *, level: float = 0.95, interval: str = "bounded", seed: int = 0
+    estimators: Estimators,
+    *,
+    level: float = 0.95,
+    interval: str = "bounded",
+    seed: int = 0,
+    required: bool = False,
 ) -> list[OffPolicyEstimator]:
-    """Estimator objects from registry names (``ips``, ``dr``, …) or ready ones."""
+    """Estimator objects from registry names (``ips``, ``dr``, …) or ready ones;
+    ``required``: a ConfigError when there is none (every mode but replay needs one)."""
     names = [e for e in estimators if isinstance(e, str)]
     made = iter(make_estimators(names, level=level, interval=interval, seed=seed))
-    return [next(made) if isinstance(e, str) else e for e in estimators]
+    ests = [next(made) if isinstance(e, str) else e for e in estimators]
+    if required and not ests:
+        raise ConfigError("estimators is empty: name at least one (e.g. [ips, dr])")
+    return ests
+
+
+def fixed_on_first_batch(policy: Policy, first: LoggedData, seed: int) -> Policy:
+    """A fresh copy of the fixed ``policy`` bound to the catalog of a streamed log's first
+    batch ``first`` with ``seed`` (the given object is not touched)."""
+    fitted = policy.clone()
+    fitted.bind(first.problem_spec(), int(seed))
+    return fitted
+
+
+def streamed_result(
+    first: LoggedData, fitted: Policy, evaluation: PolicyEvaluation
+) -> EvaluationResult:
+    """The result of the fixed policy ``fitted`` (:func:`fixed_on_first_batch`) evaluated
+    on a log read in batches (``first`` its first batch, ``evaluation.n`` its rows)."""
+    return EvaluationResult(
+        policy=fitted.name,
+        mode="fixed",
+        params=fitted.get_params(),
+        data=first,
+        evaluated=first,
+        log_rows=evaluation.n,
+        evaluation=evaluation,
+        streamed=True,
+        fitted_policy=fitted,
+    )
 
 
 def check_rows(data: LoggedData, mode: str, train_fraction: float, cross_fit_folds: int) -> None:
@@ -94,9 +130,9 @@ def evaluate_log(
     it cannot support a verdict below ``min_accepted`` accepted events. The fitted policy
     is ``result.fitted_policy``."""
     mode = resolve_mode(policy, mode)
-    ests = estimators_of(estimators, level=level, interval=interval, seed=int(seed))
-    if not ests and mode != "replay":
-        raise ConfigError("estimators is empty: name at least one (e.g. [ips, dr])")
+    ests = estimators_of(
+        estimators, level=level, interval=interval, seed=int(seed), required=mode != "replay"
+    )
     check_rows(data, mode, train_fraction, int(cross_fit_folds) if ests else 0)
     fitted = policy.clone()
     policy_ss, replay_ss = np.random.SeedSequence(int(seed)).spawn(2)
@@ -148,15 +184,12 @@ def evaluate_log_stream(
     statistics over the batches (:func:`bandits.offline.evaluate_stream`), the reward model
     fitted on the first batch, the policy bound to the first batch's catalog with ``seed``.
     """
-    ests = estimators_of(estimators, level=level, interval=interval, seed=int(seed))
-    if not ests:
-        raise ConfigError("estimators is empty: name at least one (e.g. [ips, dr])")
+    ests = estimators_of(estimators, level=level, interval=interval, seed=int(seed), required=True)
     batches = iter(batches)
     first = next(batches, None)
     if first is None:
         raise ConfigError("logs: the log has no rows")
-    fitted = policy.clone()
-    fitted.bind(first.problem_spec(), int(seed))
+    fitted = fixed_on_first_batch(policy, first, seed)
     evaluation = evaluate_stream(
         itertools.chain([first], batches),
         fitted,
@@ -164,14 +197,4 @@ def evaluate_log_stream(
         reward_model_kind=str(reward_model),
         reward_model_alpha=float(reward_model_alpha),
     )
-    return EvaluationResult(
-        policy=fitted.name,
-        mode="fixed",
-        params=fitted.get_params(),
-        data=first,
-        evaluated=first,
-        log_rows=evaluation.n,
-        evaluation=evaluation,
-        streamed=True,
-        fitted_policy=fitted,
-    )
+    return streamed_result(first, fitted, evaluation)

@@ -24,6 +24,7 @@ import polars as pl
 from bandits.data.contract import LoggedData
 from bandits.errors import ConfigError, DataError
 from bandits.ope import ESTIMATORS, Estimate, OffPolicyEstimator, Stats, make_estimator
+from bandits.ope.base import partial_many
 from bandits.ope.reward_models import (
     LogisticRewardModel,
     PooledLogisticRewardModel,
@@ -281,12 +282,21 @@ def fit_reward_model(
     """Predictions ``q_hat (n, K)`` of a reward model on the log's features; ``folds ≥ 2``
     cross-fits (each fold predicted by a model fitted on the others). ``model="auto"``: see
     :func:`resolve_reward_model`."""
-    factory = reward_model_factory(data, model, alpha)
     if folds and folds >= 2:
+        factory = reward_model_factory(data, model, alpha)
         return cross_fit(
             factory, X, data.action, data.reward, data.n_actions, n_folds=folds, seed=seed
         )
-    return factory().fit(X, data.action, data.reward, data.n_actions).predict(X)
+    return fitted_reward_model(data, X, model, alpha).predict(X)
+
+
+def fitted_reward_model(
+    data: LoggedData, X: np.ndarray, model: str = "auto", alpha: float = 1.0
+) -> RewardModel:
+    """A reward model of kind ``model`` (:func:`reward_model_factory`) fitted on every row
+    of ``data`` (features ``X (n, d)``, the logged actions and rewards)."""
+    factory = reward_model_factory(data, model, alpha)
+    return factory().fit(X, data.action, data.reward, data.n_actions)
 
 
 def evaluate_policy(
@@ -337,6 +347,60 @@ def evaluate_policy(
     return PolicyEvaluation(policy.name, data.n, estimates, true_value, timings, source)
 
 
+def batch_stats(
+    estimators: Sequence[OffPolicyEstimator],
+    batch: LoggedData,
+    pi: np.ndarray,
+    q: np.ndarray | None,
+) -> list[Stats]:
+    """Every estimator's sufficient statistics on one batch of a log (``pi (b, K)`` the
+    target's probabilities, ``q (b, K)`` the reward model's predictions or None), the
+    per-round work shared (:func:`bandits.ope.base.partial_many`)."""
+    return partial_many(
+        estimators,
+        reward=batch.reward,
+        action=batch.action,
+        propensity=batch.propensity,
+        target_probs=pi,
+        reward_hat=q,
+        logging_probs=batch.logging_probs,
+        reward_range=batch.reward_range,
+    )
+
+
+@dataclass
+class StreamTotals:
+    """Running totals of a log evaluated batch by batch: ``stats[j]`` estimator ``j``'s
+    statistics merged over the batches (``Stats.merge``, in batch order), ``n`` rows, and
+    ``truth_sum = Σ_i Σ_k pi[i, k] q*[i, k]`` over the ``truth_n`` rows that carry the
+    simulator's truth (:func:`true_q`)."""
+
+    stats: list[Stats] | None = None
+    n: int = 0
+    truth_sum: float = 0.0
+    truth_n: int = 0
+
+    def add(self, batch: LoggedData, pi: np.ndarray, parts: Sequence[Stats]) -> None:
+        """Count ``batch`` (target probabilities ``pi (b, K)``) with its statistics
+        ``parts`` (one per estimator, in estimator order)."""
+        merged = self.stats
+        self.stats = (
+            list(parts)
+            if merged is None
+            else [a.merge(b) for a, b in zip(merged, parts, strict=True)]
+        )
+        q_star = true_q(batch)
+        if q_star is not None:
+            self.truth_sum += float((pi * q_star).sum())
+            self.truth_n += batch.n
+        self.n += batch.n
+
+    @property
+    def true_value(self) -> float | None:
+        """``truth_sum / n`` when every row carried the truth, else None."""
+        return self.truth_sum / self.truth_n if self.truth_n == self.n else None
+
+
 def evaluate_stream(
     batches: Iterable[LoggedData],
     policy: Policy,
@@ -354,9 +418,8 @@ def evaluate_stream(
     The reward model for the model-based estimators is ``reward_model`` if given, else fitted
     on the first batch. Memory is bounded by the batch size.
     """
-    stats: dict[str, Stats] = {}
+    totals = StreamTotals()
     needs_q = any(type(e).requires_reward_hat for e in estimators)
-    truth_sum, truth_n, n, name = 0.0, 0, 0, policy.name
     timings = {"target_probs": 0.0, "reward_model": 0.0, "estimators": 0.0}
     for batch in batches:
         ctx = contexts_of(batch)
@@ -367,35 +430,32 @@ def evaluate_stream(
         if needs_q:
             t0 = time.perf_counter()
             if reward_model is None:
-                factory = reward_model_factory(batch, reward_model_kind, reward_model_alpha)
-                reward_model = factory().fit(ctx.X, batch.action, batch.reward, batch.n_actions)
+                reward_model = fitted_reward_model(
+                    batch, ctx.X, reward_model_kind, reward_model_alpha
+                )
             q = reward_model.predict(ctx.X)
             timings["reward_model"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         source = "action_probs" if batch.logging_probs is not None else "propensities"
+        parts = []
         for est in estimators:
             kwargs: dict[str, Any] = {"reward_hat": q} if type(est).requires_reward_hat else {}
-            part = est.partial(
-                reward=batch.reward,
-                action=batch.action,
-                propensity=batch.propensity,
-                target_probs=pi,
-                logging_probs=batch.logging_probs,
-                reward_range=batch.reward_range,
-                **kwargs,
+            parts.append(
+                est.partial(
+                    reward=batch.reward,
+                    action=batch.action,
+                    propensity=batch.propensity,
+                    target_probs=pi,
+                    logging_probs=batch.logging_probs,
+                    reward_range=batch.reward_range,
+                    **kwargs,
+                )
             )
-            key = type(est).name
-            stats[key] = part if key not in stats else stats[key].merge(part)
         timings["estimators"] += time.perf_counter() - t0
-        q_star = true_q(batch)
-        if q_star is not None:
-            truth_sum += float((pi * q_star).sum())
-            truth_n += batch.n
-        n += batch.n
-    if n == 0:
+        totals.add(batch, pi, parts)
+    if totals.n == 0 or totals.stats is None:
         raise ConfigError("the log stream yielded no rows")
-    estimates = {type(e).name: e.finalize(stats[type(e).name]) for e in estimators}
-    true_value = truth_sum / truth_n if truth_n == n else None
+    estimates = {type(e).name: e.finalize(s) for e, s in zip(estimators, totals.stats, strict=True)}
     # without action_probs a stream cannot build the full distribution before it has seen
     # every action, so the support comes from the importance-sampling identity
-    return PolicyEvaluation(name, n, estimates, true_value, timings, source)
+    return PolicyEvaluation(policy.name, totals.n, estimates, totals.true_value, timings, source)

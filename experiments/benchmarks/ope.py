@@ -157,27 +157,34 @@ _GEN = r"""
 import sys, numpy as np, pyarrow as pa, pyarrow.parquet as pq
 sys.path.insert(0, {root!r})
 from experiments.benchmarks.ope import K, _reward_prob
-path, rows, chunk = {path!r}, {rows}, {chunk}
+paths, rows, chunk = {paths!r}, {rows}, {chunk}
 rng = np.random.default_rng(0)
 schema = pa.schema([("x", pa.float32()), ("action", pa.int8()), ("reward", pa.float32()),
                     ("propensity", pa.float64())])
-with pq.ParquetWriter(path, schema, compression="snappy") as w:
-    for start in range(0, rows, chunk):
-        m = min(chunk, rows - start)
-        x = rng.standard_normal(m, dtype=np.float32)
-        a = rng.integers(0, K, m, dtype=np.int8)
-        r = (rng.random(m, dtype=np.float32) < _reward_prob(x, a)).astype(np.float32)
-        w.write_table(pa.table({{"x": x, "action": a, "reward": r,
-                                 "propensity": np.full(m, 1.0 / K)}}, schema=schema),
-                      row_group_size=1 << 20)
+per = rows // len(paths)
+for j, path in enumerate(paths):
+    m_total = per if j < len(paths) - 1 else rows - per * (len(paths) - 1)
+    with pq.ParquetWriter(path, schema, compression="snappy") as w:
+        for start in range(0, m_total, chunk):
+            m = min(chunk, m_total - start)
+            x = rng.standard_normal(m, dtype=np.float32)
+            a = rng.integers(0, K, m, dtype=np.int8)
+            r = (rng.random(m, dtype=np.float32) < _reward_prob(x, a)).astype(np.float32)
+            w.write_table(pa.table({{"x": x, "action": a, "reward": r,
+                                     "propensity": np.full(m, 1.0 / K)}}, schema=schema),
+                          row_group_size=1 << 20)
 """
 
 
-def generate_parquet(path: str, rows: int, chunk: int = 5_000_000) -> float:
-    """Write the synthetic log with a separate Python process (so that its memory is not
-    counted in the evaluation's peak RSS); returns seconds."""
+def generate_parquet(path: str, rows: int, chunk: int = 5_000_000, parts: int = 1) -> float:
+    """Write the synthetic log (``rows`` rows drawn from one generator, seed 0, in chunks of
+    ``chunk`` rows) with a separate Python process (so that its memory is not counted in
+    the evaluation's peak RSS); returns seconds. ``parts == 1``: the file ``path``; else
+    ``parts`` files ``path/part-0000.parquet`` … of ``rows // parts`` rows (the last takes
+    the rest), in log order."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    code = _GEN.format(root=root, path=path, rows=rows, chunk=min(chunk, rows))
+    paths = [path] if parts == 1 else [f"{path}/part-{j:04d}.parquet" for j in range(parts)]
+    code = _GEN.format(root=root, paths=paths, rows=rows, chunk=chunk)
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True)
     return time.perf_counter() - t0

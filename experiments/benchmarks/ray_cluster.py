@@ -124,36 +124,12 @@ def _sweep_rows(quick: bool, rounds: int) -> list[Row]:
 
 
 # --------------------------------------------------------------------------- OPE
-_GEN = r"""
-import sys, numpy as np, pyarrow as pa, pyarrow.parquet as pq
-sys.path.insert(0, {root!r})
-from experiments.benchmarks.ope import K, _reward_prob
-out, rows, parts = {out!r}, {rows}, {parts}
-rng = np.random.default_rng(0)
-schema = pa.schema([("x", pa.float32()), ("action", pa.int8()), ("reward", pa.float32()),
-                    ("propensity", pa.float64())])
-per = rows // parts
-for j in range(parts):
-    m_total = per if j < parts - 1 else rows - per * (parts - 1)
-    with pq.ParquetWriter(f"{{out}}/part-{{j:04d}}.parquet", schema, compression="snappy") as w:
-        for start in range(0, m_total, 5_000_000):
-            m = min(5_000_000, m_total - start)
-            x = rng.standard_normal(m, dtype=np.float32)
-            a = rng.integers(0, K, m, dtype=np.int8)
-            r = (rng.random(m, dtype=np.float32) < _reward_prob(x, a)).astype(np.float32)
-            w.write_table(pa.table({{"x": x, "action": a, "reward": r,
-                                     "propensity": np.full(m, 1.0 / K)}}, schema=schema),
-                          row_group_size=1 << 20)
-"""
-
-
 def write_parts(directory: str, rows: int, parts: int) -> float:
-    """``parts`` parquet files of ``rows`` rows in all, by a separate process; seconds."""
-    root = str(Path(__file__).resolve().parents[2])
-    t0 = time.perf_counter()
-    code = _GEN.format(root=root, out=directory, rows=rows, parts=parts)
-    subprocess.run([sys.executable, "-c", code], check=True)
-    return time.perf_counter() - t0
+    """``parts`` parquet files of ``rows`` rows in all (the streamed benchmark's log,
+    :func:`experiments.benchmarks.ope.generate_parquet`), by a separate process; seconds."""
+    from experiments.benchmarks.ope import generate_parquet
+
+    return generate_parquet(directory, rows, parts=parts)
 
 
 def _evaluate(mode: str, directory: str, batch_rows: int) -> dict[str, Any]:

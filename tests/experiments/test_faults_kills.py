@@ -31,7 +31,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -41,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from app_cli import ROOT
+from app_cli import ROOT, mlflow_server, sqlite_uri
 
 SMALL = ["audience=small", "plot=false", "progress=false"]
 SWEEP = ["-m", "seed=1,2,3", "rounds=30000", *SMALL]
@@ -331,48 +330,11 @@ def test_every_command_killed_at_every_point_is_reaped_and_resumed(
     _check_case(tmp_path, app, experiment, args, configs, point, SIGNALS[sig])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_the_ui_api_reads_a_killed_and_resumed_store(tmp_path, eval_log):
     app, experiment, args, configs = _command("sweep_joblib", eval_log)
     _check_case(tmp_path, app, experiment, args, configs, "middle", signal.SIGKILL)
-    db = tmp_path / "mlflow.db"
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{db}",
-            "--workers",
-            "1",
-        ],
-        cwd=tmp_path,
-        stdout=open(tmp_path / "server.out", "w"),
-        stderr=open(tmp_path / "server.err", "w"),
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=5):
-                    break
-            except OSError:
-                assert server.poll() is None, (tmp_path / "server.err").read_text()[-2000:]
-                assert time.monotonic() < deadline, "the UI server did not start in 300 s"
-                time.sleep(0.5)
+    with mlflow_server(tmp_path / "ui", store=sqlite_uri(tmp_path), timeout=300) as base:
         request = urllib.request.Request(
             f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name={experiment}"
         )
@@ -386,13 +348,6 @@ def test_the_ui_api_reads_a_killed_and_resumed_store(tmp_path, eval_log):
         )
         with urllib.request.urlopen(request, timeout=60) as resp:
             api_runs = json.load(resp)["runs"]
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
     seen = _look(tmp_path).runs
     assert {r["info"]["run_id"]: r["info"]["status"] for r in api_runs} == {
         r: s for r, (s, _) in seen.items()
