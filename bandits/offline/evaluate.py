@@ -412,11 +412,13 @@ def evaluate_stream(
 ) -> PolicyEvaluation:
     """Evaluate a fixed ``policy`` on a log too large for memory, batch by batch.
 
-    Each batch contributes mergeable sufficient statistics (``estimator.partial``), which are
-    merged and finalised into the same estimates (analytic intervals) as on the whole log.
-    ``policy`` must already be bound (``policy.reset(first_batch.problem_spec(), seed)``).
-    The reward model for the model-based estimators is ``reward_model`` if given, else fitted
-    on the first batch. Memory is bounded by the batch size.
+    Each batch contributes every estimator's mergeable sufficient statistics, the per-round
+    work shared (:func:`batch_stats`: the numbers of ``estimator.partial`` one by one), which
+    are merged (:class:`StreamTotals`) and finalised into the same estimates (analytic
+    intervals) as on the whole log. ``policy`` must already be bound
+    (``policy.reset(first_batch.problem_spec(), seed)``). The reward model for the
+    model-based estimators is ``reward_model`` if given, else fitted on the first batch.
+    Memory is bounded by the batch size.
     """
     totals = StreamTotals()
     needs_q = any(type(e).requires_reward_hat for e in estimators)
@@ -437,20 +439,7 @@ def evaluate_stream(
             timings["reward_model"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         source = "action_probs" if batch.logging_probs is not None else "propensities"
-        parts = []
-        for est in estimators:
-            kwargs: dict[str, Any] = {"reward_hat": q} if type(est).requires_reward_hat else {}
-            parts.append(
-                est.partial(
-                    reward=batch.reward,
-                    action=batch.action,
-                    propensity=batch.propensity,
-                    target_probs=pi,
-                    logging_probs=batch.logging_probs,
-                    reward_range=batch.reward_range,
-                    **kwargs,
-                )
-            )
+        parts = batch_stats(estimators, batch, pi, q)
         timings["estimators"] += time.perf_counter() - t0
         totals.add(batch, pi, parts)
     if totals.n == 0 or totals.stats is None:
