@@ -386,7 +386,7 @@ class Ranker:
                 decider.allowed = None
             shadow = self._shadow_draws(ctx, rows, allowed) if self.shadow is not None else None
             acting = decider.deployed
-        ids, k = decider.action_ids, decider.n_actions
+        ids = decider.action_ids
         inputs = [c for c in acting.input_columns if c in self.needed]
         extra = [c for c in self.needed if c not in inputs]
         results = []
@@ -417,7 +417,6 @@ class Ranker:
                 "probabilities": dict(zip(self.decision_ids, mu, strict=True)),
                 "model_version": acting.model_version,
             }
-            assert len(mu) == k
             if GROUP in record:
                 response["group"] = record[GROUP]
             record["__start"] = self.start
